@@ -58,8 +58,11 @@ void rs_error_prefix(rs_error *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(ctx, sizeof(ctx), fmt, ap);
     va_end(ap);
+    char both[2 * RS_ERROR_MSG_MAX + 4];
     snprintf(old, sizeof(old), "%s", rs_error_msg(err));
-    snprintf(err->msg, sizeof(err->msg), "%s: %s", ctx, old);
+    snprintf(both, sizeof(both), "%s: %s", ctx, old);
+    memcpy(err->msg, both, sizeof(err->msg) - 1);
+    err->msg[sizeof(err->msg) - 1] = '\0';
 }
 
 void rs_error_clear(rs_error *err)
