@@ -105,9 +105,8 @@ static int parse_one(char *item, struct fp *fp)
     return 0;
 }
 
-int rs_failpoint_configure(const char *spec)
+static int parse_spec(const char *spec, struct fp *parsed, int *count)
 {
-    struct fp parsed[FP_MAX];
     int n = 0;
 
     if (spec && *spec) {
@@ -127,6 +126,24 @@ int rs_failpoint_configure(const char *spec)
         }
         free(copy);
     }
+    *count = n;
+    return 0;
+}
+
+int rs_failpoint_validate(const char *spec)
+{
+    struct fp parsed[FP_MAX];
+    int n;
+    return parse_spec(spec, parsed, &n);
+}
+
+int rs_failpoint_configure(const char *spec)
+{
+    struct fp parsed[FP_MAX];
+    int n = 0;
+    int rc = parse_spec(spec, parsed, &n);
+    if (rc < 0)
+        return rc;
 
     pthread_mutex_lock(&fp_lock);
     memcpy(fp_set, parsed, sizeof(struct fp) * (size_t)n);

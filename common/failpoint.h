@@ -29,6 +29,8 @@ int rs_failpoint(const char *name);
 /* Replace the active set.  Returns -EINVAL for a malformed spec (nothing
  * changed).  NULL or "" clears. */
 int rs_failpoint_configure(const char *spec);
+/* Check a spec without applying it: 0 or -EINVAL. */
+int rs_failpoint_validate(const char *spec);
 /* Number of times @name was reached since configuration (for tests). */
 unsigned rs_failpoint_hits(const char *name);
 
