@@ -4,7 +4,8 @@ function(rbdsnap_unit_test name)
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_LIBS} PkgConfig::CMOCKA)
   add_test(NAME ${name} COMMAND ${name})
-  set_tests_properties(${name} PROPERTIES LABELS unit TIMEOUT 120)
+  set_tests_properties(${name} PROPERTIES LABELS unit TIMEOUT 120
+    ENVIRONMENT "RBDSNAP_BUILD_DIR=${CMAKE_BINARY_DIR};RBDSNAP_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endfunction()
 
 # rbdsnap_integration_test(NAME SOURCES... LIBS ... [TIMEOUT s]): a program
@@ -29,5 +30,14 @@ function(rbdsnap_integration_test name)
   add_test(NAME ${name} COMMAND ${RBDSNAP_INTEGRATION_WRAPPER} "${T_NEEDS}" ${cmd})
   set_tests_properties(${name} PROPERTIES LABELS integration TIMEOUT ${T_TIMEOUT}
     ENVIRONMENT "RBDSNAP_BUILD_DIR=${CMAKE_BINARY_DIR};RBDSNAP_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+    FIXTURES_REQUIRED lab
     SKIP_RETURN_CODE 77)
 endfunction()
+
+# The lab fixture: stop the lab at the end of the run if the run started it.
+add_test(NAME lab_up COMMAND ${CMAKE_CURRENT_LIST_DIR}/lab-fixture up)
+add_test(NAME lab_down COMMAND ${CMAKE_CURRENT_LIST_DIR}/lab-fixture down)
+set_tests_properties(lab_up PROPERTIES FIXTURES_SETUP lab LABELS integration
+  ENVIRONMENT "RBDSNAP_BUILD_DIR=${CMAKE_BINARY_DIR}")
+set_tests_properties(lab_down PROPERTIES FIXTURES_CLEANUP lab LABELS integration TIMEOUT 300
+  ENVIRONMENT "RBDSNAP_BUILD_DIR=${CMAKE_BINARY_DIR}")
