@@ -328,6 +328,35 @@ static int create_delta(const rs_virt_copy_opts *o, const rs_virt_disk *disk,
     return rc;
 }
 
+/* Start @dom (restoring a managed save image if there is one) in the
+ * wanted state: paused or running.  START_PAUSED where the driver has it,
+ * else start and suspend; a saved state that disagrees is corrected. */
+static int start_in_state(virDomainPtr dom, bool paused, const char **msg)
+{
+    int st = 0, reason = 0;
+
+    if (virDomainCreateWithFlags(dom, paused ? VIR_DOMAIN_START_PAUSED : 0) < 0) {
+        int code = rs_virt_last_error(msg);
+        if (!paused || (code != VIR_ERR_INVALID_ARG && code != VIR_ERR_NO_SUPPORT))
+            return -1;
+        if (virDomainCreate(dom) < 0) {
+            rs_virt_last_error(msg);
+            return -1;
+        }
+    }
+    if (virDomainGetState(dom, &st, &reason, 0) < 0)
+        return 0;
+    if (paused && st == VIR_DOMAIN_RUNNING && virDomainSuspend(dom) < 0) {
+        rs_virt_last_error(msg);
+        return -1;
+    }
+    if (!paused && st == VIR_DOMAIN_PAUSED && virDomainResume(dom) < 0) {
+        rs_virt_last_error(msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- live copy ---------------------------------------------------------- */
 
 int rs_virt_live_copy(rs_virt_dom *d, const rs_virt_disk *disk,
@@ -410,8 +439,8 @@ int rs_virt_live_copy(rs_virt_dom *d, const rs_virt_disk *disk,
             rep->transient_job = true;
         } else {
             int code = rs_virt_last_error(&msg);
-            if (code != VIR_ERR_INVALID_ARG && code != VIR_ERR_NO_SUPPORT &&
-                code != VIR_ERR_ARGUMENT_UNSUPPORTED) {
+            /* only an unknown flag justifies the fallback */
+            if (code != VIR_ERR_INVALID_ARG && code != VIR_ERR_ARGUMENT_UNSUPPORTED) {
                 rc = rs_error_set(err, -EIO, "domain %s disk %s: block copy failed: %s",
                                   name, disk->target, msg);
                 goto out;
@@ -606,10 +635,7 @@ int rs_virt_cold_copy(rs_virt_dom *d, const rs_virt_disk *disk,
 
     if (saved) {
         rc2 = rs_failpoint("virt.restore");
-        if (rc2 == 0 && virDomainCreateWithFlags(dom, was_paused
-                                                          ? VIR_DOMAIN_START_PAUSED
-                                                          : 0) < 0) {
-            rs_virt_last_error(&msg);
+        if (rc2 == 0 && start_in_state(dom, was_paused, &msg) < 0) {
             rc2 = rs_error_set(err, -EIO, "domain %s: restore after managed save "
                                "failed: %s", name, msg);
         } else if (rc2 < 0) {
@@ -686,8 +712,7 @@ int rs_virt_recover(rs_virt_conn *c, const rs_virt_recover_info *ri, rs_error *e
     }
 
     if (ri->start && active == 0) {
-        if (virDomainCreateWithFlags(dom, ri->start_paused ? VIR_DOMAIN_START_PAUSED : 0) < 0) {
-            rs_virt_last_error(&msg);
+        if (start_in_state(dom, ri->start_paused, &msg) < 0) {
             rc = rs_error_set(err, -EIO, "recover domain %s: cannot start: %s",
                               ri->domain, msg);
             goto out;
