@@ -309,6 +309,8 @@ int rs_virt_parse_disks(const char *xml, unsigned flags,
             continue;
         d = &l->disks[l->n];
         rc = parse_disk(n, idx++, d, err);
+        if (rc <= 0)
+            rs_virt_disk_clear(d);
         if (rc < 0)
             goto out;
         if (rc == 0) {
