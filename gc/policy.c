@@ -78,6 +78,7 @@ typedef struct img_state {
     uint8_t visit;                /* 0 new, 1 on the stack, 2 done */
     bool live;
     bool live_ancestor;
+    size_t live_desc;             /* a live disk below a live ancestor */
     bool deletable;
     bool emitted;
     bool has_deletable_parent;
@@ -539,6 +540,7 @@ static void mark_live(ctx *c)
             if (p < 0 || c->st[p].live_ancestor)
                 break;
             c->st[p].live_ancestor = true;
+            c->st[p].live_desc = i;
             im = &g->images[p];
         }
     }
@@ -634,7 +636,8 @@ static void classify(ctx *c, size_t i)
     }
 
     if (st->live_ancestor)
-        own_skip(c, i, RS_GC_SKIP_LIVE_ANCESTOR, "ancestor of a live instance disk");
+        own_skip(c, i, RS_GC_SKIP_LIVE_ANCESTOR,
+                 F(c, "ancestor of live instance disk %s", image_obj(c, st->live_desc)));
     if (job_running(g, job))
         own_skip(c, i, RS_GC_SKIP_RUNNING_JOB, F(c, "job %s is running", job));
     if (image_locked(g, im))
