@@ -20,6 +20,11 @@ typedef struct gc_childref {
     const char *image_id;
 } gc_childref;
 
+typedef struct gc_loc {
+    const char *pool;
+    const char *image;            /* image name */
+} gc_loc;
+
 typedef struct gc_snap {
     uint64_t id;
     const char *name;
@@ -57,6 +62,8 @@ typedef struct gc_glance {
     int64_t updated_at;
     gc_kv *props;
     size_t n_props, cap_props;
+    gc_loc *locations;
+    size_t n_locations, cap_locations;
 } gc_glance;
 
 struct rs_gc_graph {

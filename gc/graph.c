@@ -62,8 +62,10 @@ void rs_gc_graph_free(rs_gc_graph *g)
         free(im->snaps);
         free(im->meta);
     }
-    for (size_t i = 0; i < g->n_glance; i++)
+    for (size_t i = 0; i < g->n_glance; i++) {
         free(g->glance[i].props);
+        free(g->glance[i].locations);
+    }
     free(g->images);
     free(g->glance);
     free(g->pools);
@@ -334,6 +336,28 @@ int rs_gc_graph_set_glance_property(rs_gc_graph *g, const char *glance_id, const
     gc_glance *gl = &g->glance[idx];
     if (kv_set(&g->arena, &gl->props, &gl->n_props, &gl->cap_props, key, value) < 0)
         return oom(err, key);
+    return 0;
+}
+
+int rs_gc_graph_add_glance_location(rs_gc_graph *g, const char *glance_id, const char *pool,
+                                    const char *image, rs_error *err)
+{
+    size_t idx;
+    if (!nonempty(pool) || !nonempty(image))
+        return rs_error_set(err, -EINVAL, "gc graph: Glance image %s: location needs pool and image",
+                            glance_id ? glance_id : "(null)");
+    if (!glance_id || !gc_table_get(&g->glance_by_id, glance_id, &idx))
+        return rs_error_set(err, -ENOENT, "gc graph: Glance image %s: no such record",
+                            glance_id ? glance_id : "(null)");
+    gc_glance *gl = &g->glance[idx];
+    if (GROW(gl->locations, gl->cap_locations, gl->n_locations) < 0)
+        return oom(err, image);
+    gc_loc *l = &gl->locations[gl->n_locations];
+    l->pool = gc_arena_strdup(&g->arena, pool);
+    l->image = gc_arena_strdup(&g->arena, image);
+    if (!l->pool || !l->image)
+        return oom(err, image);
+    gl->n_locations++;
     return 0;
 }
 

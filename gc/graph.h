@@ -18,7 +18,8 @@
  *     reported by rbd_list_children3 (children are also derived from the
  *     images' parent links; the policy merges both);
  *   - Glance records: id, status, created/updated time, properties
- *     (rbdsnap_job_id ...), and whether the listing is complete;
+ *     (rbdsnap_job_id ...), RBD locations, and whether the listing is
+ *     complete;
  *   - running rbdsnap jobs and locked images.
  *
  * Strings passed in are copied.  All add functions return 0 or a negative
@@ -106,6 +107,10 @@ int rs_gc_graph_add_snap_child(rs_gc_graph *g, const char *pool, const char *ima
 int rs_gc_graph_add_glance_image(rs_gc_graph *g, const rs_gc_glance_desc *d, rs_error *err);
 int rs_gc_graph_set_glance_property(rs_gc_graph *g, const char *glance_id,
                                     const char *key, const char *value, rs_error *err);
+/* A location of a Glance record (rbd://fsid/pool/image/snap, parsed).  An
+ * image any record that is not deleted/killed points to is never garbage. */
+int rs_gc_graph_add_glance_location(rs_gc_graph *g, const char *glance_id, const char *pool,
+                                    const char *image, rs_error *err);
 /* Say that the Glance listing is complete.  Until then the policy treats
  * "no Glance record" as unknown, never as proof of garbage. */
 void rs_gc_graph_set_glance_complete(rs_gc_graph *g, bool complete);

@@ -17,7 +17,10 @@
  *     incomplete.
  *  2. Stuck Glance records (rbdsnap_job_id set, queued/saving/killed, no
  *     running job, past grace).  Done first because an rbdsnap image whose
- *     record is stuck is an orphan.
+ *     record is stuck is an orphan.  The other records that are not
+ *     deleted/killed are indexed by what they point to (the Glance-pool
+ *     image of the same name, and every location): such an image is never
+ *     garbage.
  *  3. Live marking.  Nova-pool images named "<uuid>_disk*" without the
  *     _to_be_deleted_by_glance suffix are live instance disks; their
  *     ancestry is marked too (walk up, stopping at the first ancestor
@@ -109,6 +112,8 @@ typedef struct ctx {
     size_t n_edges;
     size_t *estart;               /* n_images + 1 */
     bool *glance_stuck;           /* per Glance record: stuck and eligible */
+    gc_arena scratch;
+    gc_table refs;                /* pool<US>image -> Glance record in use */
     int rc;                       /* first -ENOMEM seen */
 } ctx;
 
@@ -512,12 +517,41 @@ static rec_verdict judge_record(ctx *c, const gc_glance *r)
     return v;
 }
 
-static void judge_records(ctx *c)
+/* Also indexes what the records still in use point to: the image named
+ * like the record in the Glance pool, and every location. */
+static int judge_records(ctx *c)
 {
-    for (size_t i = 0; i < c->g->n_glance; i++) {
-        rec_verdict v = judge_record(c, &c->g->glance[i]);
+    const rs_gc_graph *g = c->g;
+    for (size_t i = 0; i < g->n_glance; i++) {
+        const gc_glance *r = &g->glance[i];
+        rec_verdict v = judge_record(c, r);
         c->glance_stuck[i] = v.ours && v.skip == RS_GC_SKIP_NONE;
+        if (c->glance_stuck[i] || glance_dead(r))
+            continue;
+        char *k = gc_key2(&c->scratch, c->o->glance_pool, r->id);
+        if (!k)
+            return -ENOMEM;
+        int rc = gc_table_insert(&c->refs, k, i);
+        if (rc == -ENOMEM)
+            return rc;
+        for (size_t l = 0; l < r->n_locations; l++) {
+            k = gc_key2(&c->scratch, r->locations[l].pool, r->locations[l].image);
+            if (!k)
+                return -ENOMEM;
+            rc = gc_table_insert(&c->refs, k, i);
+            if (rc == -ENOMEM)
+                return rc;
+        }
     }
+    return 0;
+}
+
+static const gc_glance *referenced(ctx *c, const char *pool, const char *name)
+{
+    size_t idx;
+    if (!gc_table_get2(&c->refs, pool, name, &idx))
+        return NULL;
+    return &c->g->glance[idx];
 }
 
 /* ---- pass 3: live disks and their ancestry ---------------------------- */
@@ -635,6 +669,22 @@ static void classify(ctx *c, size_t i)
         return;
     }
 
+    const gc_glance *ref = referenced(c, im->pool, im->name);
+    if (!ref && tbd && glance_pool) {
+        /* a Glance image renamed *_tbd: its record must be gone too */
+        size_t n = strlen(im->name) - strlen(TBD_SUFFIX);
+        char *base = gc_arena_alloc(&c->scratch, n + 1);
+        if (!base) {
+            c->rc = -ENOMEM;
+            return;
+        }
+        memcpy(base, im->name, n);
+        base[n] = '\0';
+        ref = referenced(c, im->pool, base);
+    }
+    if (ref)
+        own_skip(c, i, RS_GC_SKIP_GLANCE_RECORD,
+                 F(c, "in use by Glance record %s (%s)", ref->id, ref->status));
     if (st->live_ancestor)
         own_skip(c, i, RS_GC_SKIP_LIVE_ANCESTOR,
                  F(c, "ancestor of live instance disk %s", image_obj(c, st->live_desc)));
@@ -980,6 +1030,8 @@ int rs_gc_plan(const rs_gc_graph *g, const rs_gc_policy_opts *opts, int64_t now,
     plan->now = now;
 
     ctx c = { .g = g, .o = opts, .now = now, .plan = plan, .a = &plan->arena };
+    gc_arena_init(&c.scratch);
+    gc_table_init(&c.refs);
     c.st = calloc(g->n_images ? g->n_images : 1, sizeof(*c.st));
     c.glance_stuck = calloc(g->n_glance ? g->n_glance : 1, sizeof(*c.glance_stuck));
     int rc = -ENOMEM;
@@ -991,7 +1043,9 @@ int rs_gc_plan(const rs_gc_graph *g, const rs_gc_policy_opts *opts, int64_t now,
     rc = build_edges(&c);
     if (rc < 0)
         goto out;
-    judge_records(&c);
+    rc = judge_records(&c);
+    if (rc < 0)
+        goto out;
     mark_live(&c);
     for (size_t i = 0; i < g->n_images; i++)
         classify(&c, i);
@@ -1019,6 +1073,8 @@ out:
     free(c.glance_stuck);
     free(c.edges);
     free(c.estart);
+    gc_table_free(&c.refs);
+    gc_arena_free(&c.scratch);
     rs_gc_plan_free(plan);
     return rc;
 }

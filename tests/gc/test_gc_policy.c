@@ -822,6 +822,35 @@ static void test_cycle(void **state)
     skipped("vms/" U2 "_disk" TBD, RS_GC_SKIP_INCONSISTENT);
 }
 
+/* 22. Whatever a Glance record in use points to is never garbage, even
+ *     when its name looks like garbage. */
+static void test_glance_locations(void **state)
+{
+    (void)state;
+    rs_error err = RS_ERROR_INIT;
+    image("images", "legacy" TBD);                    /* location of G1 */
+    glance(G1, "active", OLD, NULL);
+    ok(rs_gc_graph_add_glance_location(G, G1, "images", "legacy" TBD, &err), &err);
+    image("images", G2 TBD);                          /* renamed, record alive */
+    glance(G2, "active", OLD, NULL);
+    trashed("images", G3, RS_GC_TRASH_USER, OLD);     /* no record of its own ... */
+    glance("dddddddd-dddd-4ddd-8ddd-dddddddddddd", "active", OLD, NULL);
+    ok(rs_gc_graph_add_glance_location(G, "dddddddd-dddd-4ddd-8ddd-dddddddddddd", "images", G3,
+                                       &err), &err);  /* ... but another's location */
+    image("images", "gone" TBD);                      /* location of a deleted record */
+    glance("eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee", "deleted", OLD, NULL);
+    ok(rs_gc_graph_add_glance_location(G, "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee", "images",
+                                       "gone" TBD, &err), &err);
+    assert_int_equal(rs_gc_graph_add_glance_location(G, "nope", "images", "x", &err), -2);
+    plan();
+    skipped("images/legacy" TBD, RS_GC_SKIP_GLANCE_RECORD);
+    assert_non_null(strstr(must_item("images/legacy" TBD)->reason, G1));
+    skipped("images/" G2 TBD, RS_GC_SKIP_GLANCE_RECORD);
+    skipped("images/" G3 " [trash id-" G3 "]", RS_GC_SKIP_GLANCE_RECORD);
+    deleted("images/gone" TBD, RS_GC_ITEM_TBD_TREE);
+    assert_int_equal(rs_gc_plan_action_count(P), 1);
+}
+
 /* 21. 10,000+ images: a realistic mix, planned in one go. */
 static void test_large_graph(void **state)
 {
@@ -907,6 +936,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_graph_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_glance_locations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_graph, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
