@@ -38,7 +38,8 @@
  *     every image on it undeletable.
  *  6. Items, in this priority order: tbd trees, trashed images, orphan
  *     images (each rooted at a deletable image none of whose parents is
- *     deletable), source snapshots of surviving images, stuck records,
+ *     deletable), snapshots of surviving images (source_snap with no
+ *     children, trashed_snap whose clones are gone), stuck records,
  *     flattens.  Actions of a tree are emitted in post-order: children of
  *     all snapshots, then for each snapshot unprotect (if protected) and
  *     remove, then the image itself (remove, or trash remove).  Items past
@@ -126,6 +127,7 @@ const char *rs_gc_item_kind_name(rs_gc_item_kind k)
     case RS_GC_ITEM_TRASHED_IMAGE: return "trashed_image";
     case RS_GC_ITEM_ORPHAN_IMAGE: return "orphan_image";
     case RS_GC_ITEM_SOURCE_SNAP: return "source_snap";
+    case RS_GC_ITEM_TRASHED_SNAP: return "trashed_snap";
     case RS_GC_ITEM_STUCK_RECORD: return "stuck_record";
     case RS_GC_ITEM_FLATTEN: return "flatten";
     }
@@ -816,35 +818,57 @@ static void image_items(ctx *c, cand_kind kind, rs_gc_item_kind ikind)
     }
 }
 
-static void source_snap_items(ctx *c)
+/* Snapshots of images that stay: rbdsnap source snapshots (user
+ * namespace: prefix + rbdsnap.snap.<name> tag) with no children, and
+ * trash-namespace snapshots with no children left (they exist only for
+ * their clones; the flow drops the tag when it moves one there, so the
+ * owner is proven by the original name: rbdsnap's prefix, or Glance's
+ * "snap" in the Glance pool).  A trash-namespace snapshot that still has
+ * children is the normal state of an unflattened snapshot: not reported. */
+static void snap_items(ctx *c)
 {
     const rs_gc_graph *g = c->g;
-    const char *prefix = c->o->snap_prefix;
-    if (!prefix || !*prefix)
-        return;
+    const char *prefix = c->o->snap_prefix && *c->o->snap_prefix ? c->o->snap_prefix : NULL;
     for (size_t i = 0; i < g->n_images && c->rc == 0; i++) {
         const gc_image *im = &g->images[i];
         if (c->st[i].deletable)
             continue;   /* goes (or went) with its tree */
         for (size_t s = 0; s < im->n_snaps; s++) {
             const gc_snap *sn = &im->snaps[s];
-            const char *name = sn->ns == RS_GC_SNAP_NS_TRASH ? sn->trash_original_name : sn->name;
-            if (sn->ns == RS_GC_SNAP_NS_GROUP || !name || !rs_str_has_prefix(name, prefix))
-                continue;
-            const char *obj = F(c, "%s/%s@%s", im->pool, im->name, name);
-            char key[600];
-            snprintf(key, sizeof(key), "rbdsnap.snap.%s", name);
-            const char *job = gc_image_meta(im, key);
-            const char *d = NULL;
+            bool trash = sn->ns == RS_GC_SNAP_NS_TRASH;
+            const char *name = trash ? sn->trash_original_name : sn->name;
             size_t nchild = snap_child_count(c, i, s);
+            if (nchild < sn->n_children)
+                nchild = sn->n_children;
+            if (sn->ns == RS_GC_SNAP_NS_GROUP)
+                continue;
+            if (trash && nchild > 0)
+                continue;
+            bool prefixed = name && prefix && rs_str_has_prefix(name, prefix);
+            if (!trash && !prefixed)
+                continue;
+            rs_gc_item_kind kind = trash ? RS_GC_ITEM_TRASHED_SNAP : RS_GC_ITEM_SOURCE_SNAP;
+            const char *obj = trash ? F(c, "%s/%s@%s [trash snap %llu]", im->pool, im->name,
+                                        name ? name : "?", (unsigned long long)sn->id)
+                                    : F(c, "%s/%s@%s", im->pool, im->name, name);
+            const char *job = NULL;
+            if (name) {
+                char key[600];
+                snprintf(key, sizeof(key), "rbdsnap.snap.%s", name);
+                job = gc_image_meta(im, key);
+            }
+            bool glance_snap = trash && streq(im->pool, c->o->glance_pool) && streq(name, "snap");
+            const char *d = NULL;
             rs_gc_skip_reason skip = RS_GC_SKIP_NONE;
-            if (!job) {
+            if (!trash && !job) {
                 skip = RS_GC_SKIP_UNKNOWN_OWNER;
-                d = F(c, "prefix %s but no %s tag", prefix, key);
-            } else if (nchild > 0 || sn->n_children > 0) {
+                d = F(c, "prefix %s but no rbdsnap.snap.%s tag", prefix, name);
+            } else if (trash && !prefixed && !glance_snap) {
+                skip = RS_GC_SKIP_UNKNOWN_OWNER;
+                d = F(c, "trash-namespace snapshot (was %s) of unknown owner", name ? name : "?");
+            } else if (nchild > 0) {
                 skip = RS_GC_SKIP_HAS_CHILDREN;
-                d = F(c, "%zu child(ren), e.g. in use by a clone",
-                      nchild > sn->n_children ? nchild : sn->n_children);
+                d = F(c, "%zu child(ren): still in use", nchild);
             } else if (job_running(g, job)) {
                 skip = RS_GC_SKIP_RUNNING_JOB;
                 d = F(c, "job %s is running", job);
@@ -858,11 +882,12 @@ static void source_snap_items(ctx *c)
                 d = F(c, "max_items=%zu reached; next cycle", c->o->max_items);
             }
             if (skip != RS_GC_SKIP_NONE) {
-                add_item(c, RS_GC_ITEM_SOURCE_SNAP, skip, obj, d);
+                add_item(c, kind, skip, obj, d);
                 continue;
             }
-            const char *why = F(c, "rbdsnap source snapshot (job %s) with no children", job);
-            if (!add_item(c, RS_GC_ITEM_SOURCE_SNAP, RS_GC_SKIP_NONE, obj, why))
+            const char *why = trash ? "trash-namespace snapshot whose clones are all gone"
+                                    : F(c, "rbdsnap source snapshot (job %s) with no children", job);
+            if (!add_item(c, kind, RS_GC_SKIP_NONE, obj, why))
                 return;
             rs_gc_action *a;
             if (sn->is_protected) {
@@ -879,7 +904,7 @@ static void source_snap_items(ctx *c)
             set_image(c, a, im);
             a->snap_id = sn->id;
             a->snap_name = S(c, sn->name);
-            a->snap_in_trash_ns = sn->ns == RS_GC_SNAP_NS_TRASH;
+            a->snap_in_trash_ns = trash;
         }
     }
 }
@@ -1058,7 +1083,7 @@ int rs_gc_plan(const rs_gc_graph *g, const rs_gc_policy_opts *opts, int64_t now,
     image_items(&c, CAND_TBD, RS_GC_ITEM_TBD_TREE);
     image_items(&c, CAND_TRASH, RS_GC_ITEM_TRASHED_IMAGE);
     image_items(&c, CAND_ORPHAN, RS_GC_ITEM_ORPHAN_IMAGE);
-    source_snap_items(&c);
+    snap_items(&c);
     record_items(&c);
     flatten_items(&c);
     rc = c.rc;

@@ -18,6 +18,9 @@
  *                   by this plan as stuck);
  *   source_snap     a snapshot rbdsnap made (name prefix + the image's
  *                   rbdsnap.snap.<name> key) with no children;
+ *   trashed_snap    a trash-namespace snapshot whose clones are all gone
+ *                   (original name with rbdsnap's prefix, or Glance's
+ *                   "snap" in the Glance pool);
  *   stuck_record    a Glance record made by rbdsnap (rbdsnap_job_id) left
  *                   queued, saving or killed;
  *   flatten         optional: an rbdsnap clone whose chain is deeper than
@@ -61,6 +64,7 @@ typedef enum {
     RS_GC_ITEM_SOURCE_SNAP,
     RS_GC_ITEM_STUCK_RECORD,
     RS_GC_ITEM_FLATTEN,
+    RS_GC_ITEM_TRASHED_SNAP,
 } rs_gc_item_kind;
 
 typedef enum {

@@ -173,8 +173,8 @@ static void check_invariants(const struct rs_gc_plan *p)
         /* A live disk: only an rbdsnap source snapshot may go. */
         if (is_live(a->pool, a->image_name)) {
             assert_true(a->type == RS_GC_ACT_REMOVE_SNAP || a->type == RS_GC_ACT_UNPROTECT_SNAP);
-            assert_true(rs_str_has_prefix(a->snap_name, "rbdsnap-"));
-            assert_int_equal(it->kind, RS_GC_ITEM_SOURCE_SNAP);
+            assert_true(it->kind == RS_GC_ITEM_SOURCE_SNAP || it->kind == RS_GC_ITEM_TRASHED_SNAP);
+            assert_true(rs_str_has_prefix(a->snap_name, "rbdsnap-") || a->snap_in_trash_ns);
         }
         /* Nothing happens to an image after it is removed. */
         if (a->type == RS_GC_ACT_REMOVE_IMAGE || a->type == RS_GC_ACT_TRASH_REMOVE) {
@@ -851,6 +851,33 @@ static void test_glance_locations(void **state)
     assert_int_equal(rs_gc_plan_action_count(P), 1);
 }
 
+/* 23. Trash-namespace snapshots: waiting for clones (normal, silent),
+ *     orphaned (removed by id), or of unknown origin (reported). */
+static void test_trashed_snaps(void **state)
+{
+    (void)state;
+    image("vms", U1 "_disk");
+    snap_full("vms", U1 "_disk", 10, "t-10", RS_GC_SNAP_NS_TRASH, "rbdsnap-busy", false, OLD);
+    rbdsnap_clone(G1, "j1", "vms", U1 "_disk", 10);
+    glance(G1, "active", OLD, "j1");
+    snap_full("vms", U1 "_disk", 11, "t-11", RS_GC_SNAP_NS_TRASH, "rbdsnap-idle", false, OLD);
+    snap_full("vms", U1 "_disk", 12, "t-12", RS_GC_SNAP_NS_TRASH, "users-own", false, OLD);
+    snap_full("vms", U1 "_disk", 13, "t-13", RS_GC_SNAP_NS_TRASH, "rbdsnap-new", false, NOW - 9);
+    image("images", G2);
+    glance(G2, "active", OLD, NULL);
+    snap_full("images", G2, 1, "t-1", RS_GC_SNAP_NS_TRASH, "snap", false, OLD);
+    plan();
+    assert_null(item("vms/" U1 "_disk@rbdsnap-busy [trash snap 10]"));
+    deleted("vms/" U1 "_disk@rbdsnap-idle [trash snap 11]", RS_GC_ITEM_TRASHED_SNAP);
+    long i = must_act(RS_GC_ACT_REMOVE_SNAP, U1 "_disk", "t-11");
+    assert_true(rs_gc_plan_action(P, (size_t)i)->snap_in_trash_ns);
+    assert_int_equal(rs_gc_plan_action(P, (size_t)i)->snap_id, 11);
+    skipped("vms/" U1 "_disk@users-own [trash snap 12]", RS_GC_SKIP_UNKNOWN_OWNER);
+    skipped("vms/" U1 "_disk@rbdsnap-new [trash snap 13]", RS_GC_SKIP_GRACE);
+    deleted("images/" G2 "@snap [trash snap 1]", RS_GC_ITEM_TRASHED_SNAP);
+    assert_int_equal(rs_gc_plan_action_count(P), 2);
+}
+
 /* 21. 10,000+ images: a realistic mix, planned in one go. */
 static void test_large_graph(void **state)
 {
@@ -937,6 +964,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_graph_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_glance_locations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trashed_snaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_graph, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
