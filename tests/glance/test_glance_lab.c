@@ -51,7 +51,7 @@ static int rbd_cli(const char *args)
 {
     char cmd[1024];
     const char *keyring = getenv("CEPH_KEYRING");
-    snprintf(cmd, sizeof(cmd), "rbd -c '%s' --id '%s' %s%s%s %s", getenv("CEPH_CONF"),
+    snprintf(cmd, sizeof(cmd), "rbd --no-progress -c '%s' --id '%s' %s%s%s %s", getenv("CEPH_CONF"),
              getenv("CEPH_ID") ? getenv("CEPH_ID") : "admin", keyring ? "--keyring '" : "",
              keyring ? keyring : "", keyring ? "'" : "", args);
     return system(cmd);
