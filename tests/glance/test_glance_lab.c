@@ -51,7 +51,7 @@ static int rbd_cli(const char *args)
 {
     char cmd[1024];
     const char *keyring = getenv("CEPH_KEYRING");
-    snprintf(cmd, sizeof(cmd), "rbd --no-progress -c '%s' --id '%s' %s%s%s %s", getenv("CEPH_CONF"),
+    snprintf(cmd, sizeof(cmd), "rbd -c '%s' --id '%s' %s%s%s %s", getenv("CEPH_CONF"),
              getenv("CEPH_ID") ? getenv("CEPH_ID") : "admin", keyring ? "--keyring '" : "",
              keyring ? keyring : "", keyring ? "'" : "", args);
     return system(cmd);
@@ -65,7 +65,7 @@ static void make_rbd_image(const char *name, int mib)
         created_rbd[ncreated_rbd++] = strdup(name);
     snprintf(a, sizeof(a), "create --size %dM images/%s", mib, name);
     assert_int_equal(rbd_cli(a), 0);
-    snprintf(a, sizeof(a), "snap create images/%s@snap", name);
+    snprintf(a, sizeof(a), "snap create --no-progress images/%s@snap", name);
     assert_int_equal(rbd_cli(a), 0);
     snprintf(a, sizeof(a), "snap protect images/%s@snap", name);
     assert_int_equal(rbd_cli(a), 0);
@@ -93,9 +93,9 @@ static int teardown_all(void **state)
         if (rbd_exists(created_rbd[i])) {
             snprintf(a, sizeof(a), "snap unprotect images/%s@snap >/dev/null 2>&1", created_rbd[i]);
             rbd_cli(a);
-            snprintf(a, sizeof(a), "snap purge images/%s >/dev/null 2>&1", created_rbd[i]);
+            snprintf(a, sizeof(a), "snap purge --no-progress images/%s >/dev/null 2>&1", created_rbd[i]);
             rbd_cli(a);
-            snprintf(a, sizeof(a), "rm images/%s >/dev/null 2>&1", created_rbd[i]);
+            snprintf(a, sizeof(a), "rm --no-progress images/%s >/dev/null 2>&1", created_rbd[i]);
             if (rbd_cli(a) != 0)
                 fprintf(stderr, "cleanup: cannot remove images/%s\n", created_rbd[i]);
         }
