@@ -115,6 +115,7 @@ typedef struct ctx {
     bool *glance_stuck;           /* per Glance record: stuck and eligible */
     gc_arena scratch;
     gc_table refs;                /* pool<US>image -> Glance record in use */
+    gc_table job_refs;            /* rbdsnap job id -> Glance record in use */
     int rc;                       /* first -ENOMEM seen */
 } ctx;
 
@@ -536,6 +537,12 @@ static int judge_records(ctx *c)
         int rc = gc_table_insert(&c->refs, k, i);
         if (rc == -ENOMEM)
             return rc;
+        const char *job = gc_glance_prop(r, "rbdsnap_job_id");
+        if (job) {
+            rc = gc_table_insert(&c->job_refs, job, i);
+            if (rc == -ENOMEM)
+                return rc;
+        }
         for (size_t l = 0; l < r->n_locations; l++) {
             k = gc_key2(&c->scratch, r->locations[l].pool, r->locations[l].image);
             if (!k)
@@ -546,6 +553,20 @@ static int judge_records(ctx *c)
         }
     }
     return 0;
+}
+
+/* The Glance record an image in the Glance pool belongs to by name: the
+ * image of the same name, else, for "<uuid>_<suffix>" (the flow names the
+ * clones of an instance's other disks <glance-id>_eph0 ...), <uuid>. */
+static const gc_glance *owner_record(const rs_gc_graph *g, const char *name)
+{
+    const gc_glance *r = glance_rec(g, name);
+    if (r || strlen(name) < 38 || name[36] != '_')
+        return r;
+    char uuid[37];
+    memcpy(uuid, name, 36);
+    uuid[36] = '\0';
+    return rs_is_uuid(uuid) ? glance_rec(g, uuid) : NULL;
 }
 
 static const gc_glance *referenced(ctx *c, const char *pool, const char *name)
@@ -645,7 +666,7 @@ static void classify(ctx *c, size_t i)
         st->cand = CAND_TBD;
         st->cand_reason = "named *_to_be_deleted_by_glance, subtree holds nothing live";
     } else if (glance_pool && job && !streq(role, "source-snap")) {
-        const gc_glance *r = glance_rec(g, im->name);
+        const gc_glance *r = owner_record(g, im->name);
         ssize_t ridx = r ? r - g->glance : -1;
         if (!g->glance_complete) {
             st->cand = CAND_ORPHAN;
@@ -662,7 +683,7 @@ static void classify(ctx *c, size_t i)
         }
         st->cand_reason = F(c, "rbdsnap image (job %s) whose Glance record is %s", job,
                             r ? r->status : "missing");
-    } else if (glance_pool && g->glance_complete && !glance_rec(g, im->name)) {
+    } else if (glance_pool && g->glance_complete && !owner_record(g, im->name)) {
         /* Looks orphaned, but nothing proves whose it is. */
         st->cand = CAND_ORPHAN;
         st->cand_reason = "no Glance record";
@@ -687,6 +708,11 @@ static void classify(ctx *c, size_t i)
     if (ref)
         own_skip(c, i, RS_GC_SKIP_GLANCE_RECORD,
                  F(c, "in use by Glance record %s (%s)", ref->id, ref->status));
+    size_t jref;
+    if (job && gc_table_get(&c->job_refs, job, &jref))
+        own_skip(c, i, RS_GC_SKIP_GLANCE_RECORD,
+                 F(c, "Glance record %s of the same job %s is %s", g->glance[jref].id, job,
+                   g->glance[jref].status));
     if (st->live_ancestor)
         own_skip(c, i, RS_GC_SKIP_LIVE_ANCESTOR,
                  F(c, "ancestor of live instance disk %s", image_obj(c, st->live_desc)));
@@ -1057,6 +1083,7 @@ int rs_gc_plan(const rs_gc_graph *g, const rs_gc_policy_opts *opts, int64_t now,
     ctx c = { .g = g, .o = opts, .now = now, .plan = plan, .a = &plan->arena };
     gc_arena_init(&c.scratch);
     gc_table_init(&c.refs);
+    gc_table_init(&c.job_refs);
     c.st = calloc(g->n_images ? g->n_images : 1, sizeof(*c.st));
     c.glance_stuck = calloc(g->n_glance ? g->n_glance : 1, sizeof(*c.glance_stuck));
     int rc = -ENOMEM;
@@ -1099,6 +1126,7 @@ out:
     free(c.edges);
     free(c.estart);
     gc_table_free(&c.refs);
+    gc_table_free(&c.job_refs);
     gc_arena_free(&c.scratch);
     rs_gc_plan_free(plan);
     return rc;

@@ -878,6 +878,33 @@ static void test_trashed_snaps(void **state)
     assert_int_equal(rs_gc_plan_action_count(P), 2);
 }
 
+/* 24. An instance snapshot with all disks: only the root clone is the
+ *     Glance record's location; the other disks' clones (<id>_eph0) belong
+ *     to it by name and by job. */
+static void test_all_disks_snapshot(void **state)
+{
+    (void)state;
+    rs_error err = RS_ERROR_INIT;
+    image("vms", U1 "_disk");
+    image("vms", U1 "_disk.eph0");
+    rbdsnap_clone(G1, "j1", "vms", "gone", 1);
+    rbdsnap_clone(G1 "_eph0", "j1", "vms", "gone", 1);
+    glance(G1, "active", OLD, "j1");
+    ok(rs_gc_graph_add_glance_location(G, G1, "images", G1, &err), &err);
+    rbdsnap_clone(G2 "_eph0", "j2", "vms", "gone", 1);     /* its snapshot was deleted */
+    glance(G2, "deleted", OLD, "j2");
+    rbdsnap_clone("disk-of-j3", "j3", "vms", "gone", 1);   /* odd name, live job record */
+    glance(G3, "active", OLD, "j3");
+    plan();
+    no_action_on(G1);
+    no_action_on(G1 "_eph0");
+    assert_null(item("images/" G1 "_eph0"));
+    deleted("images/" G2 "_eph0", RS_GC_ITEM_ORPHAN_IMAGE);
+    skipped("images/disk-of-j3", RS_GC_SKIP_GLANCE_RECORD);
+    assert_non_null(strstr(must_item("images/disk-of-j3")->reason, G3));
+    assert_int_equal(rs_gc_plan_action_count(P), 1);
+}
+
 /* 21. 10,000+ images: a realistic mix, planned in one go. */
 static void test_large_graph(void **state)
 {
@@ -965,6 +992,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_glance_locations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trashed_snaps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_all_disks_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_graph, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
