@@ -43,7 +43,8 @@ typedef struct rs_glance_opts {
     bool insecure;          /* disable TLS verification (labs only) */
     int connect_timeout_s;  /* default 10 */
     int timeout_s;          /* whole request, default 300 (uploads: stall time) */
-    int retries;            /* extra attempts for safe requests, default 3 */
+    int retries;            /* extra attempts for safe requests (0 = none;
+                             * the config file's default is 3) */
     int pool_size;          /* max parallel connections, default 8 */
 } rs_glance_opts;
 

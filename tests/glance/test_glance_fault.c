@@ -371,6 +371,34 @@ static void test_refused(void **state)
     rs_glance_free(g);
 }
 
+static void test_tls_errors(void **state)
+{
+    char url[96];
+    rs_error err = RS_ERROR_INIT;
+    rs_glance_image *img = NULL;
+
+    /* TLS to a plain-HTTP server, verification on, a CA file that does
+     * not exist: a clear -EPROTO, not retried, never "success" */
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d", port);
+    rs_glance_opts o = { .url = url, .connect_timeout_s = 2, .timeout_s = 2, .retries = 3,
+                         .ca_file = "/nonexistent/ca.pem" };
+    rs_glance *g = rs_glance_new(&o, &err);
+    assert_non_null(g);
+    assert_int_equal(rs_glance_image_get(g, "ok", &img, &err), -EPROTO);
+    assert_non_null(strstr(err.msg, url));
+    assert_null(strstr(err.msg, "attempts"));
+    rs_glance_free(g);
+
+    rs_error_clear(&err);
+    o.ca_file = NULL;
+    o.insecure = true;
+    g = rs_glance_new(&o, &err);
+    assert_non_null(g);
+    assert_int_equal(rs_glance_image_get(g, "ok", &img, &err), -EPROTO);
+    assert_null(img);
+    rs_glance_free(g);
+}
+
 struct src {
     int64_t left;
     int64_t fail_at;    /* -1: never */
@@ -651,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_locations),
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_tls_errors),
         cmocka_unit_test(test_upload),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_wait),
