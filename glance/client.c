@@ -366,6 +366,11 @@ static int authed_request(rs_glance *g, bool keystone, rs_http_req *req, const c
         if (round == 0)
             rs_info("token rejected (HTTP 401), renewing method=%s url=%s", req->method, url);
     }
+    if (url) {
+        resp->url = url;
+        resp->method = strdup(req->method);
+        url = NULL;
+    }
     wipe_free(tok);
     free(ep);
     free(url);

@@ -50,6 +50,8 @@ typedef struct rs_http_resp {
     char *subject_token;        /* X-Subject-Token answered by Keystone */
     int retry_after_s;          /* -1 when absent */
     int attempts;
+    char *method;               /* set by rs_glance_request(): what was sent */
+    char *url;
 } rs_http_resp;
 
 rs_http *rs_http_new(const rs_http_opts *o, rs_error *err);

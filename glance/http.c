@@ -617,6 +617,8 @@ void rs_http_resp_clear(rs_http_resp *resp)
         return;
     free(resp->body);
     free(resp->content_type);
+    free(resp->method);
+    free(resp->url);
     if (resp->subject_token) {
         explicit_bzero(resp->subject_token, strlen(resp->subject_token));
         free(resp->subject_token);

@@ -26,15 +26,17 @@ static const char *jstr(const json_t *o, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static json_t *load_body(const rs_http_resp *resp, const char *what, rs_error *err)
+/* Parse a 2xx answer; on failure name the request and the status. */
+static json_t *load_body(const rs_http_resp *resp, rs_error *err)
 {
     json_error_t jerr;
     json_t *root = json_loadb(resp->body ? resp->body : "", resp->len, 0, &jerr);
 
     if (!root || !json_is_object(root)) {
         json_decref(root);
-        rs_error_set(err, -EBADMSG, "%s: Glance answered bad JSON (%s)", what,
-                     root ? "not an object" : jerr.text);
+        rs_error_set(err, -EBADMSG, "%s %s: HTTP %ld: Glance answered bad JSON (%s)",
+                     resp->method ? resp->method : "?", resp->url ? resp->url : "?",
+                     resp->status, root ? "not an object" : jerr.text);
         return NULL;
     }
     return root;
@@ -86,7 +88,7 @@ int rs_glance_discover(rs_glance *g, rs_error *err)
         rs_error_set(err, rc, "version discovery: %s", e.msg);
         goto out;
     }
-    root = load_body(&resp, "GET /versions", err);
+    root = load_body(&resp, err);
     if (!root) {
         rc = -EBADMSG;
         goto out;
@@ -307,10 +309,10 @@ int rs_glance_image_create(rs_glance *g, const rs_glance_image_spec *spec, char 
     rc = rs_glance_request(g, &req, "/v2/images", &resp, err);
     if (rc < 0)
         goto out;
-    root = load_body(&resp, "POST /v2/images", err);
+    root = load_body(&resp, err);
     const char *id = root ? jstr(root, "id") : NULL;
     if (!id) {
-        rc = rs_error_set(err, -EBADMSG, "POST /v2/images: answer without an image id");
+        rc = rs_error_set(err, -EBADMSG, "POST %s: answer without an image id", resp.url ? resp.url : "/v2/images");
         goto out;
     }
     rs_info("image created image_id=%s name=%s", id, spec->name ? spec->name : "-");
@@ -461,7 +463,7 @@ int rs_glance_image_get(rs_glance *g, const char *id, rs_glance_image **out, rs_
     rc = rs_glance_request(g, &req, path, &resp, err);
     if (rc < 0)
         goto out;
-    root = load_body(&resp, path, err);
+    root = load_body(&resp, err);
     if (!root) {
         rc = -EBADMSG;
         goto out;
@@ -529,7 +531,7 @@ int rs_glance_image_list(rs_glance *g, const rs_glance_filter *f, rs_glance_imag
         }
         rc = rs_glance_request(g, &req, path, &resp, err);
         if (rc == 0)
-            root = load_body(&resp, path, err);
+            root = load_body(&resp, err);
         rs_http_resp_clear(&resp);
         if (rc < 0 || !root) {
             rc = rc < 0 ? rc : -EBADMSG;

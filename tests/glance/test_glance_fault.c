@@ -221,6 +221,8 @@ static void test_bad_json(void **state)
     assert_int_equal(rs_glance_image_get(g, "badjson", &img, &err), -EBADMSG);
     assert_null(img);
     assert_non_null(strstr(err.msg, "bad JSON"));
+    assert_non_null(strstr(err.msg, "GET http://127.0.0.1:"));
+    assert_non_null(strstr(err.msg, "/v2/images/badjson: HTTP 200"));
     assert_int_equal(hits("GET", "/v2/images/badjson"), 1);
     rs_glance_free(g);
 }
