@@ -498,15 +498,42 @@ static void test_wait(void **state)
     rs_glance_free(g);
 }
 
+/* test_keystone captures stderr (our log) to prove no secret is written;
+ * if it fails half-way, this teardown restores stderr and shows the
+ * captured text, which holds cmocka's failure message. */
+static char logpath[] = "/tmp/glance-fault-log-XXXXXX";
+static int logfd = -1, saved_stderr = -1;
+
+static int restore_stderr(void **state)
+{
+    if (saved_stderr >= 0) {
+        char buf[4096];
+        ssize_t n;
+        fflush(stderr);
+        dup2(saved_stderr, 2);
+        close(saved_stderr);
+        saved_stderr = -1;
+        rs_log_set_level(RS_LOG_INFO);
+        for (off_t off = 0; (n = pread(logfd, buf, sizeof(buf), off)) > 0; off += n)
+            fwrite(buf, 1, (size_t)n, stderr);
+    }
+    if (logfd >= 0) {
+        close(logfd);
+        unlink(logpath);
+        logfd = -1;
+    }
+    return 0;
+}
+
 static void test_keystone(void **state)
 {
-    char ks[96], logpath[] = "/tmp/glance-fault-log-XXXXXX";
+    char ks[96];
     rs_error err = RS_ERROR_INIT;
     rs_glance_image *img = NULL;
-    int logfd = mkstemp(logpath), saved = dup(2);
 
-    /* capture our own log output to prove no secret is written */
+    logfd = mkstemp(logpath);
     assert_true(logfd >= 0);
+    saved_stderr = dup(2);
     rs_log_set_level(RS_LOG_DEBUG);
     dup2(logfd, 2);
 
@@ -589,13 +616,12 @@ static void test_keystone(void **state)
     rs_glance_free(g);
 
     fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    saved_stderr = -1;
     rs_log_set_level(RS_LOG_INFO);
     char buf[65536];
     ssize_t n = pread(logfd, buf, sizeof(buf) - 1, 0);
-    close(logfd);
-    unlink(logpath);
     assert_true(n > 0);
     buf[n] = '\0';
     assert_non_null(strstr(buf, "token issued"));
@@ -685,7 +711,7 @@ int main(void)
         cmocka_unit_test(test_upload),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_wait),
-        cmocka_unit_test(test_keystone),
+        cmocka_unit_test_teardown(test_keystone, restore_stderr),
         cmocka_unit_test(test_threads_share_connections),
         cmocka_unit_test(test_shutdown_interrupts_wait),
     };
