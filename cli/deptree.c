@@ -14,6 +14,8 @@
 #define RS_LOG_MODULE "cli.deptree"
 #include "cli/deptree.h"
 
+#include "cli/cli.h"
+
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -268,6 +270,22 @@ static bool snap_is_rbdsnap(const rs_rbd_image_desc *d, const char *name, const 
     return rs_rbd_image_desc_md(d, key) != NULL;
 }
 
+/* Does @d carry rbdsnap.* keys of its own?  The source-snapshot keys
+ * (rbdsnap.snap.*) do not count, and since librbd copies image metadata
+ * into clones, keys with the same value on the parent @p are inherited. */
+static bool own_keys(const rs_rbd_image_desc *d, const rs_rbd_image_desc *p)
+{
+    for (size_t i = 0; i < d->nmd; i++) {
+        const char *theirs;
+        if (rs_str_has_prefix(d->md_keys[i], RS_MD_SNAP_PREFIX))
+            continue;
+        theirs = p ? rs_rbd_image_desc_md(p, d->md_keys[i]) : NULL;
+        if (!theirs || strcmp(theirs, d->md_values[i]) != 0)
+            return true;
+    }
+    return false;
+}
+
 static rs_dep_image *node_new(const char *pool, const char *name, const char *id)
 {
     rs_dep_image *im = calloc(1, sizeof(*im));
@@ -319,7 +337,7 @@ static int process(walk *w, rs_cluster *cl, const struct item *it)
     }
     im->d = d;
     im->trash = d->trash;
-    im->rbdsnap = d->nmd > 0;
+    im->rbdsnap = own_keys(d, NULL);
     im->tbd = rs_str_has_suffix(d->name, RS_DEP_TBD_SUFFIX);
     im->snaps = calloc(d->nsnaps + 1, sizeof(*im->snaps));
     if (!im->snaps) {
@@ -379,6 +397,8 @@ static int link_nodes(walk *w, const rs_deptree_opts *o)
                 }
             }
         }
+        if (im->parent && im->rbdsnap)
+            im->rbdsnap = own_keys(d, im->parent->d);
         if (!im->parent && push_ptr((void ***)&t->roots, &t->nroots, im) < 0)
             return -ENOMEM;
     }
@@ -497,5 +517,45 @@ int rs_deptree_build(rs_cluster *cl, const rs_deptree_opts *o, rs_deptree **out,
         return rc;
     }
     *out = w.t;
+    return 0;
+}
+
+int rs_dep_cli_build(rs_cli *cli, const char *spec, const char *pool, rs_deptree **out)
+{
+    rs_autofree char *spool = NULL;
+    rs_autofree char *simage = NULL;
+    rs_error err = RS_ERROR_INIT;
+    rs_deptree_opts o = { 0 };
+    rs_glance *g = NULL;
+    rs_cluster *cl = NULL;
+    int rc;
+
+    *out = NULL;
+    if (spec && rs_dep_parse_spec(spec, &spool, &simage, NULL, &err) < 0)
+        return rs_cli_usage_error(cli, "%s", rs_error_msg(&err));
+    rc = rs_cli_load_conf(cli, &err);
+    if (rc < 0) {
+        rs_cli_error(cli, "%s", rs_error_msg(&err));
+        return RS_EXIT_USAGE;
+    }
+    rc = rs_cli_cluster(cli, &cl, &err);
+    if (rc < 0)
+        return rs_cli_fail(cli, &err);
+    rc = rs_dep_glance_open(cli->conf, &g, &err);
+    if (rc < 0) {
+        fprintf(stderr, "%s %s: warning: Glance not consulted: %s\n", cli->prog, cli->command,
+                rs_error_msg(&err));
+        rs_error_clear(&err);
+        g = NULL;
+    }
+    o.pool = spool ? spool : pool;
+    o.image = simage;
+    o.snap_prefix = cli->conf->snapshot.snap_prefix;
+    o.glance_pool = cli->conf->snapshot.dest_pool;
+    o.glance = g;
+    rc = rs_deptree_build(cl, &o, out, &err);
+    rs_glance_free(g);
+    if (rc < 0)
+        return rs_cli_fail(cli, &err);
     return 0;
 }

@@ -5,7 +5,10 @@
  * rs_deptree_build() describes every image in scope (one open each, see
  * rbd/ops_extra.h), follows the children of every snapshot into any pool,
  * links each clone under its parent snapshot and marks:
- *   - images made by rbdsnap (metadata keys "rbdsnap.*"),
+ *   - images made by rbdsnap (metadata keys "rbdsnap.*" other than the
+ *     source keys "rbdsnap.snap.*"; librbd copies metadata into clones, so
+ *     keys a clone shares, with the same value, with its parent are not its
+ *     own),
  *   - snapshots made by rbdsnap (name starting with the snapshot prefix,
  *     default "rbdsnap-", or a key "rbdsnap.snap.<name>" on their image),
  *   - images in the RBD trash and snapshots in the trash namespace,
@@ -80,6 +83,14 @@ typedef struct rs_conf rs_conf;
 /* A Glance client built from the configuration's glance.* keys; 0 with
  * *out NULL when Glance is not configured (no url, auth "none"). */
 int rs_dep_glance_open(const rs_conf *conf, rs_glance **out, rs_error *err);
+
+/* What tree, graph and ls share: load the configuration, connect, open
+ * Glance if configured (a Glance that cannot be set up is a warning, not
+ * an error) and walk @spec ("POOL/IMAGE", may be NULL) or @pool (may be
+ * NULL: every rbd pool).  Prints the error and returns an exit code
+ * (RS_EXIT_*) on failure, 0 on success. */
+struct rs_cli;
+int rs_dep_cli_build(struct rs_cli *cli, const char *spec, const char *pool, rs_deptree **out);
 
 /* "pool/name" of a node, into @buf. */
 const char *rs_dep_image_spec(const rs_dep_image *im, char *buf, size_t len);
