@@ -781,7 +781,7 @@ int rs_api_start(const rs_api_opts *o, rs_api **out, rs_error *err)
     pthread_mutex_init(&a->lock, NULL);
     if (a->o.max_body == 0)
         a->o.max_body = 65536;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO | MHD_USE_ITC;
     if (o->listen && *o->listen) {
         struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)o->port) };
         if (inet_pton(AF_INET, o->listen, &sin.sin_addr) != 1) {
@@ -800,22 +800,23 @@ int rs_api_start(const rs_api_opts *o, rs_api **out, rs_error *err)
         }
         if (a->tls_cert_pem)
             a->tcp = MHD_start_daemon(tflags, (uint16_t)o->port, NULL, NULL, on_request, a,
+                                      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
                                       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
                                       MHD_OPTION_THREAD_POOL_SIZE, 2u,
                                       MHD_OPTION_CONNECTION_TIMEOUT, 60u,
                                       MHD_OPTION_CONNECTION_LIMIT, 256u,
                                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-                                      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
                                       MHD_OPTION_HTTPS_MEM_CERT, a->tls_cert_pem,
                                       MHD_OPTION_HTTPS_MEM_KEY, a->tls_key_pem, MHD_OPTION_END);
         else
             a->tcp = MHD_start_daemon(tflags, (uint16_t)o->port, NULL, NULL, on_request, a,
+                                      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
                                       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
                                       MHD_OPTION_THREAD_POOL_SIZE, 2u,
                                       MHD_OPTION_CONNECTION_TIMEOUT, 60u,
                                       MHD_OPTION_CONNECTION_LIMIT, 256u,
                                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-                                      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_END);
+                                      MHD_OPTION_END);
         if (!a->tcp) {
             rc = rs_error_set(err, -EADDRINUSE, "cannot listen on %s:%d (address in use?)",
                               o->listen, o->port);
@@ -833,10 +834,11 @@ int rs_api_start(const rs_api_opts *o, rs_api **out, rs_error *err)
         if ((rc = open_unix(a, err)) < 0)
             goto fail;
         a->unx = MHD_start_daemon(flags, 0, NULL, NULL, on_request, a,
+                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
                                   MHD_OPTION_LISTEN_SOCKET, a->unix_fd,
                                   MHD_OPTION_CONNECTION_TIMEOUT, 60u,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_END);
+                                  MHD_OPTION_END);
         if (!a->unx) {
             rc = rs_error_set(err, -EIO, "daemon.unix_socket %s: cannot serve", a->unix_path);
             goto fail;

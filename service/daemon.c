@@ -57,10 +57,11 @@ typedef struct svc {
 
 /* ---- journal records ------------------------------------------------------------ */
 
-static char *record_text(json_t *req, const char *image_id, const char *phase)
+static char *record_text(json_t *req, const char *image_id, const char *phase, int attempt)
 {
-    json_t *o = json_pack("{s:O, s:s, s:s, s:I}", "request", req, "image_id", image_id,
-                          "phase", phase, "updated_at", (json_int_t)rs_wall_time());
+    json_t *o = json_pack("{s:O, s:s, s:s, s:i, s:I}", "request", req, "image_id", image_id,
+                          "phase", phase, "attempt", attempt,
+                          "updated_at", (json_int_t)rs_wall_time());
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return text;
@@ -143,7 +144,7 @@ static int hook_accept(void *opaque, const char *job_id, const char *image_id, j
                        rs_error *err)
 {
     svc *s = opaque;
-    char *text = record_text(req, image_id, "queued");
+    char *text = record_text(req, image_id, "queued", 0);
     if (!text)
         return rs_error_set(err, -ENOMEM, "out of memory");
     int rc = rs_journal_rados_create(s->journal, job_id, text, err);
@@ -195,6 +196,7 @@ typedef struct run_ctx {
     json_t *req;
     rs_snapshot_phase last;
     bool registered;
+    int attempt;
 } run_ctx;
 
 static int obs_phase(void *arg, rs_snapshot_phase p, const rs_snapshot_req *r)
@@ -203,7 +205,8 @@ static int obs_phase(void *arg, rs_snapshot_phase p, const rs_snapshot_req *r)
     if (rs_task_stop_requested(rc_->t))
         return -ESHUTDOWN;
     rc_->last = p;
-    char *text = record_text(rc_->req, rs_task_image_id(rc_->t), rs_snapshot_phase_name(p));
+    char *text = record_text(rc_->req, rs_task_image_id(rc_->t), rs_snapshot_phase_name(p),
+                             rc_->attempt);
     if (!text)
         return -ENOMEM;
     rs_error err = RS_ERROR_INIT;
@@ -268,7 +271,11 @@ static void settle(svc *s, rs_task *t, bool keep)
     }
 }
 
-static int recover_task(svc *s, rs_task *t, run_ctx *c, rs_snapshot_observer *obs,
+/* A job taken from the journal.  Returns 0 when it was finished here, 1
+ * when it should simply run again (resume: the partial RBD work was rolled
+ * back, the Glance record is reused), or a negative errno once it is rolled
+ * back (state set). */
+static int recover_task(svc *s, rs_task *t, const rs_snapshot_observer *obs, int attempt,
                         rs_error *err)
 {
     json_t *rec = rs_task_recovered(t);
@@ -281,11 +288,12 @@ static int recover_task(svc *s, rs_task *t, run_ctx *c, rs_snapshot_observer *ob
             has_flow = true;
     }
     const char *image_id = rs_task_image_id(t);
+    bool cancel = rs_task_cancel_requested(t);
     int rc;
-    rs_info("job=%s recovering phase=%s flow_state=%s", rs_task_id(t), phase ? phase : "-",
-            has_flow ? rs_job_state_name(flow.state) : "-");
+    rs_info("job=%s recovering phase=%s flow_state=%s attempt=%d", rs_task_id(t),
+            phase ? phase : "-", has_flow ? rs_job_state_name(flow.state) : "-", attempt);
     if (has_flow && (flow.state == RS_JOB_DONE || flow.state == RS_JOB_FLATTEN_PENDING) &&
-        !rs_task_cancel_requested(t)) {
+        !cancel) {
         rs_task_step_begin(t, "recover_finish");
         rc = rs_snapshot_finish(&s->env, image_id, &flow, obs, err);
         rs_task_step_end(t, "recover_finish", rc);
@@ -295,9 +303,23 @@ static int recover_task(svc *s, rs_task *t, run_ctx *c, rs_snapshot_observer *ob
         }
         rs_warn("job=%s finishing failed rc=%d error=\"%s\"; rolling back", rs_task_id(t), rc,
                 rs_error_msg(err));
+    } else if (!cancel && attempt < 1 && phase && strcmp(phase, "failed") != 0 &&
+               json_object_size(rs_task_request(t))) {
+        /* Undo the partial RBD work and run the job again. */
+        rc = 0;
+        if (has_flow) {
+            rs_task_step_begin(t, "recover_undo");
+            rc = rs_flow_rollback(s->cl, s->journal, &flow, err);
+            rs_task_step_end(t, "recover_undo", rc);
+        }
+        if (rc == 0)
+            return 1;
+        rs_warn("job=%s undo of the partial flow failed rc=%d error=\"%s\"", rs_task_id(t), rc,
+                rs_error_msg(err));
     } else {
-        rc = rs_error_set(err, -ECANCELED, "job %s interrupted (phase %s) and rolled back",
-                          rs_task_id(t), phase ? phase : "?");
+        rc = rs_error_set(err, cancel ? -ECANCELED : -EINTR,
+                          "job %s interrupted (phase %s)%s and rolled back", rs_task_id(t),
+                          phase ? phase : "?", cancel ? ", cancelled," : "");
     }
     rs_task_set_state(t, RS_TASK_ROLLING_BACK);
     rs_task_step_begin(t, "rollback");
@@ -308,11 +330,11 @@ static int recover_task(svc *s, rs_task *t, run_ctx *c, rs_snapshot_observer *ob
         rs_error_prefix(err, "rollback failed: %s", rs_error_msg(&rerr));
         rs_task_set_state(t, RS_TASK_FAILED);
         settle(s, t, true);
-        return rc;
+        return rc < 0 ? rc : rrc;
     }
     rs_task_set_state(t, RS_TASK_ROLLED_BACK);
     settle(s, t, false);
-    return rc;
+    return rc < 0 ? rc : -EINTR;
 }
 
 static int run_task(void *opaque, rs_task *t, rs_error *err)
@@ -326,21 +348,32 @@ static int run_task(void *opaque, rs_task *t, rs_error *err)
     };
     json_t *rec = rs_task_recovered(t);
     const char *phase = rec ? jstr(rec, "phase") : NULL;
-    if (rec && phase && strcmp(phase, "queued") != 0)
-        return recover_task(s, t, &c, &obs, err);
+    bool resume = false;
+    if (rec && phase && strcmp(phase, "queued") != 0) {
+        int attempt = (int)json_integer_value(json_object_get(rec, "attempt"));
+        c.attempt = attempt + 1;
+        int rc = recover_task(s, t, &obs, attempt, err);
+        if (rc <= 0)
+            return rc;
+        resume = true;
+        rs_info("job=%s resuming image=%s", rs_task_id(t), rs_task_image_id(t));
+    }
 
-    if (rs_task_cancel_requested(t)) {
+    if (rs_task_cancel_requested(t) && !resume) {
         rs_task_set_state(t, RS_TASK_ROLLED_BACK);
         settle(s, t, false);
         return rs_error_set(err, -ECANCELED, "job %s cancelled while queued", rs_task_id(t));
     }
-    if (rs_task_stop_requested(t))
+    if (rs_task_stop_requested(t)) {
+        rs_journal_rados_set_active(s->journal, rs_task_id(t), false);
         return -ESHUTDOWN;
+    }
 
     req_view v;
     view_request(req, &v);
     v.r.job_id = rs_task_id(t);
     v.r.image_id = rs_task_image_id(t);
+    v.r.resume = resume;
     rs_snapshot_result res;
     int rc = rs_snapshot_run(&s->env, &v.r, &obs, &res, err);
     if (res.bytes_flattened)

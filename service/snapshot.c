@@ -553,9 +553,18 @@ int rs_snapshot_run(const rs_snapshot_env *env, const rs_snapshot_req *req,
             .container_format = "bare", .extra = extra, .nextra = req->nprops + 1,
         };
         rc = fp("glance_create", "");
+        bool exists = false;
+        if (rc == 0 && req->resume) {
+            rs_glance_image *img = NULL;
+            if (rs_glance_image_get(env->glance, image_id, &img, NULL) == 0) {
+                exists = img->status && (strcmp(img->status, "queued") == 0 ||
+                                         strcmp(img->status, "active") == 0);
+                rs_glance_image_free(img);
+            }
+        }
         if (rc < 0)
             rs_error_set(err, rc, "failpoint service.snapshot.glance_create");
-        else
+        else if (!exists)
             rc = rs_glance_image_create(env->glance, &spec, NULL, err);
         free(extra);
         if (rc == 0)

@@ -60,6 +60,7 @@ typedef struct rs_snapshot_req {
     const char *base_image_ref, *owner_id, *user_id;
     const rs_kv *props;
     size_t nprops;
+    bool resume;                /* recovery: the Glance record may exist already */
 } rs_snapshot_req;
 
 typedef enum {

@@ -209,6 +209,7 @@ static rs_task *pick_locked(rs_tasks *e)
 
 static void finish_locked(rs_tasks *e, rs_task *j, int rc, const rs_error *err)
 {
+    snprintf(j->step, sizeof j->step, "%s", "finished");
     if (rc == 0) {
         j->state = RS_TASK_DONE;
         j->progress = 100;
