@@ -177,7 +177,7 @@ EOF
     mkdir -p /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /etc/libvirt
     # setsid: the daemons must survive the shell that runs lab/start.
     setsid unshare -m --propagation private bash "$d/ns-start.sh" \
-        >>"$d/log/daemons.out" 2>&1 </dev/null &
+        >>"$d/log/daemons.out" 2>&1 </dev/null 9>&- &
     i=0
     while :; do
         if lab_libvirt_running && lab_libvirt_virsh version >/dev/null 2>&1; then
