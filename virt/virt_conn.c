@@ -266,12 +266,15 @@ int rs_virt_domain_lookup(rs_virt_conn *c, const char *uuid_or_name,
     if (!dom)
         dom = virDomainLookupByName(conn, uuid_or_name);
     if (!dom) {
+        int rc;
         code = rs_virt_last_error(&msg);
-        virConnectClose(conn);
         if (code == VIR_ERR_NO_DOMAIN)
-            return rs_error_set(err, -ENOENT, "domain %s: not found", uuid_or_name);
-        return rs_error_set(err, -EIO, "domain %s: lookup failed: %s",
-                            uuid_or_name, msg);
+            rc = rs_error_set(err, -ENOENT, "domain %s: not found", uuid_or_name);
+        else
+            rc = rs_error_set(err, -EIO, "domain %s: lookup failed: %s",
+                              uuid_or_name, msg);
+        virConnectClose(conn);
+        return rc;
     }
     virConnectClose(conn);   /* the domain holds its own reference */
 

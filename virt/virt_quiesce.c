@@ -257,6 +257,7 @@ int rs_virt_quiesce_begin(rs_virt_dom *d, rs_virt_quiesce_policy policy,
     rs_virt_quiesce *q;
     rs_virt_state st;
     const char *msg = "";
+    char vir_msg[512];
     int code = 0, n, rc;
 
     *qout = NULL;
@@ -307,12 +308,12 @@ int rs_virt_quiesce_begin(rs_virt_dom *d, rs_virt_quiesce_policy policy,
         if (n < 0)
             code = rs_virt_last_error(&msg);
     }
+    /* copy now: the next libvirt call resets the thread's last error */
+    snprintf(vir_msg, sizeof(vir_msg), "%s", n < 0 ? msg : "");
 
     if (virDomainRef(dom) == 0)
         q->dom = dom;
     if (n < 0) {
-        char vir_msg[512];
-        snprintf(vir_msg, sizeof(vir_msg), "%s", msg);
         if (code != VIR_ERR_ARGUMENT_UNSUPPORTED && code != VIR_ERR_OPERATION_INVALID &&
             !strstr(vir_msg, "not connected") && q->dom) {
             /* The agent may have frozen after libvirt gave up: one thaw
