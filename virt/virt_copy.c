@@ -608,6 +608,11 @@ int rs_virt_cold_copy(rs_virt_dom *d, const rs_virt_disk *disk,
     rc = rs_virt_dom_state(d, &st, err);
     if (rc < 0)
         return rc;
+    {
+        virDomainBlockInfo bi;
+        if (disk->target && virDomainGetBlockInfo(dom, disk->target, &bi, 0) == 0)
+            rep->virtual_size = bi.capacity;
+    }
 
     if (st == RS_VIRT_STATE_RUNNING || st == RS_VIRT_STATE_PAUSED) {
         was_paused = st == RS_VIRT_STATE_PAUSED;

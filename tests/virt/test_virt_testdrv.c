@@ -90,12 +90,14 @@ static int group_setup(void **state)
         return -1;
     snprintf(base_path, sizeof(base_path), "%s/base.raw", tmpdir);
     snprintf(top_path, sizeof(top_path), "%s/top.qcow2", tmpdir);
-    /* 64 MiB base with data at 1 MiB, top with data at 8 MiB, hole elsewhere */
+    /* 64 MiB base with data at 1 MiB, top with data at 8 MiB and 16 MiB of
+     * allocated zeroes at 16 MiB, holes elsewhere */
     if (sh("qemu-img create -q -f raw %s 64M && "
            "qemu-io -f raw -c 'write -P 0xab 1M 512k' %s >/dev/null && "
            "qemu-img create -q -f qcow2 -o backing_file=%s,backing_fmt=raw %s && "
-           "qemu-io -f qcow2 -c 'write -P 0xcd 8M 1M' %s >/dev/null",
-           base_path, base_path, base_path, top_path, top_path) != 0)
+           "qemu-io -f qcow2 -c 'write -P 0xcd 8M 1M' %s >/dev/null && "
+           "qemu-io -f qcow2 -c 'write -P 0 16M 16M' %s >/dev/null",
+           base_path, base_path, base_path, top_path, top_path, top_path) != 0)
         return -1;
 
     if (rs_virt_connect("test:///default", &conn, &err) < 0) {
@@ -440,7 +442,8 @@ static void cold_copy_case(bool paused)
     assert_int_equal(j.events[1], RS_VIRT_J_DONE);
     assert_true(rep.dest_created);
     assert_true(rep.downtime_ms >= rep.convert_ms);
-    /* identical content, standalone and sparse */
+    /* identical content, standalone and sparse (neither holes nor the
+     * 16 MiB of written zeroes take space) */
     assert_int_equal(sh("qemu-img compare -q -f qcow2 -F raw %s %s", top_path, out), 0);
     assert_int_equal(sh("test \"$(qemu-img info --output=json %s | grep -c backing)\" = 0",
                         out), 0);
