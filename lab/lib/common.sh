@@ -147,8 +147,9 @@ lab_spawn() {
     mkdir -p "$(dirname "$logfile")"
     # A background job of a non-interactive shell is not a process-group
     # leader, so setsid execs CMD in place: $! is CMD's own PID.
-    # fd 9 is the lab lock (lab_lock): daemons must not inherit it.
-    setsid "$@" </dev/null >>"$logfile" 2>&1 9>&- &
+    # fd 9 is the lab lock (lab_lock), fd 8 the env lock: daemons must
+    # not inherit them.
+    setsid "$@" </dev/null >>"$logfile" 2>&1 8>&- 9>&- &
     pid=$!
     lab_pid_record "$name" "$pid"
     lab_log "started $name pid=$pid"
@@ -290,31 +291,38 @@ lab_run() {
 
 # --- env file -------------------------------------------------------------
 
-# lab_env_set KEY VALUE: write/replace "export KEY='VALUE'" in the env file.
-lab_env_set() {
-    local key=$1 value=$2 tmp quoted
-    [[ $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || lab_die "lab_env_set: bad name '$key'"
+# Concurrent components (lab/start runs independent ones in parallel)
+# update the env file under a lock (fd 8).
+_lab_env_edit() { # KEY [VALUE]: drop KEY, then append it if VALUE given
+    local key=$1 tmp quoted
     mkdir -p "$LAB_DIR"
-    printf -v quoted '%q' "$value"
-    # %q output is shell-safe; keep plain words readable.
-    tmp=$(mktemp "$LAB_DIR/.env.XXXXXX")
-    chmod 0600 "$tmp"
-    if [[ -e $LAB_ENV_FILE ]]; then
-        grep -v -E "^export $key=" "$LAB_ENV_FILE" >"$tmp" || true
-    fi
-    printf 'export %s=%s\n' "$key" "$quoted" >>"$tmp"
-    mv -f "$tmp" "$LAB_ENV_FILE"
-    export "$key=$value"
+    {
+        flock -w 60 8 || lab_log "WARNING: env lock not taken"
+        tmp=$(mktemp "$LAB_DIR/.env.XXXXXX")
+        chmod 0600 "$tmp"
+        if [[ -e $LAB_ENV_FILE ]]; then
+            grep -v -E "^export $key=" "$LAB_ENV_FILE" >"$tmp" || true
+        fi
+        if (($# > 1)); then
+            printf -v quoted '%q' "$2"
+            printf 'export %s=%s\n' "$key" "$quoted" >>"$tmp"
+        fi
+        mv -f "$tmp" "$LAB_ENV_FILE"
+    } 8>>"$LAB_DIR/.envlock"
+}
+
+# lab_env_set KEY VALUE: write/replace "export KEY=VALUE" (shell-quoted)
+# in $LAB_DIR/env (mode 0600), and export it here too.
+lab_env_set() {
+    [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || lab_die "lab_env_set: bad name '$1'"
+    _lab_env_edit "$1" "$2"
+    export "$1=$2"
 }
 
 # lab_env_unset KEY: drop KEY from the env file.
 lab_env_unset() {
-    local key=$1 tmp
     [[ -e $LAB_ENV_FILE ]] || return 0
-    tmp=$(mktemp "$LAB_DIR/.env.XXXXXX")
-    chmod 0600 "$tmp"
-    grep -v -E "^export $key=" "$LAB_ENV_FILE" >"$tmp" || true
-    mv -f "$tmp" "$LAB_ENV_FILE"
+    _lab_env_edit "$1"
 }
 
 # lab_env_get KEY: prints KEY's value from the env file (empty if unset).
@@ -332,11 +340,15 @@ lab_env_get() {
 # lab_secret NAME: prints a random secret stored under
 # $LAB_DIR/secrets/NAME (mode 0600), creating it once per lab dir.
 lab_secret() {
-    local f=$LAB_DIR/secrets/$1
+    local f=$LAB_DIR/secrets/$1 tmp
     if [[ ! -s $f ]]; then
         mkdir -p "$LAB_DIR/secrets"
         chmod 0700 "$LAB_DIR/secrets"
-        (umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$f")
+        tmp=$(mktemp "$LAB_DIR/secrets/.new.XXXXXX")
+        head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$tmp"
+        # First writer wins when components race.
+        ln "$tmp" "$f" 2>/dev/null
+        rm -f "$tmp"
     fi
     cat "$f"
 }
@@ -546,6 +558,18 @@ lab_resolve() {
         fi
         echo "$c"
     done
+}
+
+# lab_level COMP: 0 for a component without dependencies, else 1 + the
+# highest level of its dependencies.  lab/start starts one level at a
+# time, the components of a level in parallel.
+lab_level() {
+    local d l max=-1
+    for d in ${LAB_DEPS[$1]}; do
+        l=$(lab_level "$d")
+        ((l > max)) && max=$l
+    done
+    echo $((max + 1))
 }
 
 # lab_lock [TIMEOUT [soft]]: serialise lab/start and lab/stop on one lab

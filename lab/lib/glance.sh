@@ -159,11 +159,14 @@ _lab_glance_running() { # NAME
     [[ $(cat "$d/created" 2>/dev/null) == "$LAB_PORT_BASE" ]] && lab_pid_alive "$1"
 }
 
-_lab_glance_start() { # NAME PORT KEYSTONE(0|1) ENVVAR
-    local name=$1 port=$2 ks=$3 envvar=$4 d url
+# _lab_glance_spawn NAME PORT KEYSTONE(0|1): prepare the state dir and
+# start the API process unless it already runs.  Glance needs neither Ceph
+# nor Keystone to start (both are used per request), so lab/start calls
+# this early ("lab_<comp>_early") while Ceph is still coming up.
+_lab_glance_spawn() {
+    local name=$1 port=$2 ks=$3 d
     d=$(_lab_glance_dir "$name")
-    url="http://127.0.0.1:$port"
-    lab_pid_stop "$name"
+    lab_pid_alive "$name" && return 0
     lab_require_port_free "$port" "$name"
     if [[ $(cat "$d/created" 2>/dev/null) != "$LAB_PORT_BASE" || ${RBDSNAP_LAB_FRESH:-0} == 1 ]]; then
         rm -rf "$d"
@@ -172,12 +175,19 @@ _lab_glance_start() { # NAME PORT KEYSTONE(0|1) ENVVAR
         _lab_glance_write_conf "$name" "$port" "$ks"
         _lab_glance_db "$name"
     else
-        # Refresh the config (the Glance service password may be new).
+        # Refresh the config (e.g. the Glance service password is new).
         _lab_glance_write_conf "$name" "$port" "$ks"
     fi
     lab_spawn "$name" "$d/glance-api.out" \
         /usr/bin/python3 -c 'import sys; from glance.cmd.api import main; sys.exit(main())' \
         --config-file "$d/glance-api.conf"
+}
+
+_lab_glance_start() { # NAME PORT KEYSTONE(0|1) ENVVAR
+    local name=$1 port=$2 ks=$3 envvar=$4 d url
+    d=$(_lab_glance_dir "$name")
+    url="http://127.0.0.1:$port"
+    _lab_glance_spawn "$name" "$port" "$ks"
     lab_wait_http "$url/healthcheck" 60 "$name" ||
         lab_die "$name does not answer on $url/healthcheck; see $d/glance-api.log and $d/glance-api.out"
     echo "$LAB_PORT_BASE" >"$d/created"
@@ -187,9 +197,11 @@ _lab_glance_start() { # NAME PORT KEYSTONE(0|1) ENVVAR
 lab_glance_running() { _lab_glance_running glance; }
 lab_glance_start() { _lab_glance_start glance "$(lab_port 101)" 0 GLANCE_URL; }
 lab_glance_stop() { lab_pid_stop glance 10; }
+lab_glance_early() { _lab_glance_spawn glance "$(lab_port 101)" 0; }
 
 lab_glance_keystone_running() { _lab_glance_running glance-keystone; }
 lab_glance_keystone_start() {
     _lab_glance_start glance-keystone "$(lab_port 102)" 1 GLANCE_KS_URL
 }
 lab_glance_keystone_stop() { lab_pid_stop glance-keystone 10; }
+lab_glance_keystone_early() { _lab_glance_spawn glance-keystone "$(lab_port 102)" 1; }
