@@ -230,7 +230,7 @@ static void print_rbd_usage(const char *image)
     char *du = sh_out(RBD "du images/%s 2>/dev/null | tail -1", RBD_ARGS, image);
     char *used = sh_out(RBD "du --format json images/%s 2>/dev/null | "
                         "python3 -c 'import json,sys; print(json.load(sys.stdin)"
-                        "[\"total_used_size\"])'", RBD_ARGS, image);
+                        "[\"images\"][0][\"used_size\"])'", RBD_ARGS, image);
     printf("FIGURE rbd du images/%s: %s\n", image, du ? du : "?");
     assert_non_null(used);
     assert_true(strtoull(used, NULL, 10) > 0);
