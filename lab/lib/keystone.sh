@@ -13,6 +13,12 @@
 # is cached once per python3-keystone version under
 # $LAB_CACHE_DIR/keystone-<version>/ and copied on later starts.  Fernet and
 # credential keys are generated per lab dir (random, no keystone-manage run).
+# Bootstrap and the ~15 API calls that create the identities above take
+# another 10-40 s, so the fully populated database is cached too
+# (keystone-<version>/populated.db, endpoint URLs replaced by @KEYSTONE@
+# and @GLANCE_KS@).  A later lab then only rewrites the endpoint URLs and the
+# three password hashes (bcrypt, its own random passwords) with sqlite3 and
+# starts the server: ~3 s.
 
 LAB_KS_DIR=$LAB_DIR/keystone
 LAB_KS_CONF=$LAB_KS_DIR/keystone.conf
@@ -186,6 +192,62 @@ _lab_ks_populate() {
     unset _lab_ks_token
 }
 
+_lab_ks_cache_dir() {
+    local ver
+    ver=$(dpkg-query -W -f='${Version}' python3-keystone 2>/dev/null | tr -c 'A-Za-z0-9.+~\n-' '_')
+    echo "$LAB_CACHE_DIR/keystone-$ver"
+}
+
+# _lab_ks_bcrypt: reads a password on stdin, prints its bcrypt hash (the
+# format keystone writes with password_hash_rounds = 4).
+_lab_ks_bcrypt() {
+    /usr/bin/python3 -c 'import sys, bcrypt
+pw = sys.stdin.read().strip().encode()[:72]
+print(bcrypt.hashpw(pw, bcrypt.gensalt(rounds=4, prefix=b"2b")).decode())'
+}
+
+# _lab_ks_save_template: cache the populated database of this lab.
+_lab_ks_save_template() {
+    local cache tmp ksurl gurl
+    cache=$(_lab_ks_cache_dir)
+    [[ -s $cache/populated.db ]] && return 0
+    mkdir -p "$cache" 2>/dev/null || return 0
+    ksurl="http://127.0.0.1:$(lab_port 100)"
+    gurl="http://127.0.0.1:$(lab_port 102)"
+    tmp=$(mktemp "$cache/.populated.XXXXXX") || return 0
+    if sqlite3 "$LAB_KS_DIR/keystone.db" ".backup '$tmp'" &&
+        sqlite3 "$tmp" "UPDATE endpoint SET url = replace(replace(url, '$ksurl', '@KEYSTONE@'), '$gurl', '@GLANCE_KS@');
+                        UPDATE password SET password_hash = 'x';
+                        PRAGMA journal_mode=WAL;" >/dev/null; then
+        mv -f "$tmp" "$cache/populated.db"
+    else
+        rm -f "$tmp"
+    fi
+}
+
+# _lab_ks_from_template: the populated database with this lab's URLs and
+# passwords; fails if there is no template.
+_lab_ks_from_template() {
+    local cache db h_admin h_member h_glance
+    cache=$(_lab_ks_cache_dir)
+    [[ -s $cache/populated.db ]] || return 1
+    db=$LAB_KS_DIR/keystone.db
+    cp "$cache/populated.db" "$db" || return 1
+    h_admin=$(lab_secret keystone-admin | _lab_ks_bcrypt) &&
+        h_member=$(lab_secret keystone-member | _lab_ks_bcrypt) &&
+        h_glance=$(lab_secret keystone-glance | _lab_ks_bcrypt) || return 1
+    sqlite3 "$db" >/dev/null <<SQL || return 1
+UPDATE endpoint SET url = replace(replace(url, '@KEYSTONE@', 'http://127.0.0.1:$(lab_port 100)'),
+                                  '@GLANCE_KS@', 'http://127.0.0.1:$(lab_port 102)');
+UPDATE password SET password_hash = '$h_admin' WHERE local_user_id IN
+    (SELECT id FROM local_user WHERE name = 'admin' AND domain_id = 'default');
+UPDATE password SET password_hash = '$h_member' WHERE local_user_id IN
+    (SELECT id FROM local_user WHERE name = '$LAB_MEMBER_USER_NAME' AND domain_id = 'default');
+UPDATE password SET password_hash = '$h_glance' WHERE local_user_id IN
+    (SELECT id FROM local_user WHERE name = 'glance' AND domain_id = 'default');
+SQL
+}
+
 lab_keystone_running() {
     [[ $(cat "$LAB_KS_DIR/created" 2>/dev/null) == "$LAB_PORT_BASE" ]] &&
         lab_pid_alive keystone
@@ -205,26 +267,36 @@ lab_keystone_start() {
         chmod 0700 "$LAB_KS_DIR"
         _lab_ks_write_conf
         _lab_ks_make_keys
-        _lab_ks_db
-        # The password goes through the environment, never argv or a log.
-        OS_BOOTSTRAP_PASSWORD=$(lab_secret keystone-admin) \
-            lab_run keystone _lab_ks_manage bootstrap \
-            --bootstrap-username admin \
-            --bootstrap-project-name admin \
-            --bootstrap-role-name admin \
-            --bootstrap-service-name keystone \
-            --bootstrap-region-id RegionOne \
-            --bootstrap-admin-url "$url" \
-            --bootstrap-internal-url "$url" \
-            --bootstrap-public-url "$url" ||
-            lab_die "keystone-manage bootstrap failed"
+        if _lab_ks_from_template; then
+            created=2
+        else
+            _lab_ks_db
+            # The password goes through the environment, never argv or a log.
+            OS_BOOTSTRAP_PASSWORD=$(lab_secret keystone-admin) \
+                lab_run keystone _lab_ks_manage bootstrap \
+                --bootstrap-username admin \
+                --bootstrap-project-name admin \
+                --bootstrap-role-name admin \
+                --bootstrap-service-name keystone \
+                --bootstrap-region-id RegionOne \
+                --bootstrap-admin-url "$url" \
+                --bootstrap-internal-url "$url" \
+                --bootstrap-public-url "$url" ||
+                lab_die "keystone-manage bootstrap failed"
+        fi
     fi
     lab_spawn keystone "$LAB_KS_DIR/keystone-wsgi.log" \
         env OS_KEYSTONE_CONFIG_FILES="$LAB_KS_CONF" /usr/bin/python3 /usr/bin/keystone-wsgi-public \
         --host 127.0.0.1 --port "$port"
     lab_wait_http "$url" 60 keystone || lab_die "keystone does not answer on $url; see $LAB_KS_DIR/"
-    if ((!created)); then
+    if ((created == 0)); then
         _lab_ks_populate
+        _lab_ks_save_template
+    fi
+    if ((created != 1)); then
+        # Check the admin password really works (template or not).
+        [[ -n $(_lab_ks_get_token admin "$(lab_secret keystone-admin)" admin) ]] ||
+            lab_die "keystone: the admin password does not work"
         echo "$LAB_PORT_BASE" >"$LAB_KS_DIR/created"
     fi
 
