@@ -19,7 +19,8 @@
 #
 # Defines: lab_guest_start, lab_guest_stop, lab_guest_running,
 #          lab_guest_agent_ping DOMAIN.
-# Tunables: LAB_GUEST_MEMORY_MIB (192), LAB_GUEST_WRITER (1),
+# Tunables: LAB_GUEST_MEMORY_MIB (160), LAB_GUEST_TB_CACHE_MIB (64, QEMU's
+#           TCG translation cache), LAB_GUEST_WRITER (1),
 #           LAB_GUEST_WRITER_MS (100), LAB_GUEST_BOOT_TIMEOUT (180 s).
 
 LAB_PACKAGES_GUEST="busybox-static qemu-guest-agent qemu-utils cpio e2fsprogs xz-utils ceph-common uuid-runtime"
@@ -32,7 +33,8 @@ LAB_DOMAIN_RBD_NAME=rbdsnap-lab-rbd
 LAB_DOMAIN_FILE_NAME=rbdsnap-lab-file
 LAB_DOMAIN_NOAGENT_NAME=rbdsnap-lab-noagent
 
-: "${LAB_GUEST_MEMORY_MIB:=192}"
+: "${LAB_GUEST_MEMORY_MIB:=160}"
+: "${LAB_GUEST_TB_CACHE_MIB:=64}"
 : "${LAB_GUEST_WRITER:=1}"
 : "${LAB_GUEST_WRITER_MS:=100}"
 : "${LAB_GUEST_BOOT_TIMEOUT:=180}"
@@ -191,7 +193,7 @@ _lab_guest_define() {
     esac
     xml="$d/$name.xml"
     _lab_guest_fill domain.xml.in "NAME=$name" "UUID=$uuid" "LAB_DIR=${RBDSNAP_LAB_DIR:-/tmp/rbdsnap-lab}" \
-        "MEMORY_MIB=$LAB_GUEST_MEMORY_MIB" "KERNEL=$_lab_guest_kernel" "INITRD=$_lab_guest_initrd" \
+        "MEMORY_MIB=$LAB_GUEST_MEMORY_MIB" "TB_CACHE_MIB=$LAB_GUEST_TB_CACHE_MIB" "KERNEL=$_lab_guest_kernel" "INITRD=$_lab_guest_initrd" \
         "CMDLINE=$(_lab_guest_cmdline "$name" "$LAB_GUEST_WRITER")" \
         "DISKS=$disks" "CHANNEL=$channel" "CONSOLE_LOG=$d/$name.console.log" >"$xml"
     _lab_guest_virsh define "$xml" >/dev/null || _lab_guest_die "cannot define $name (see $xml)"
