@@ -822,7 +822,7 @@ static void test_cycle(void **state)
     skipped("vms/" U2 "_disk" TBD, RS_GC_SKIP_INCONSISTENT);
 }
 
-/* 22. Whatever a Glance record in use points to is never garbage, even
+/* 21. Whatever a Glance record in use points to is never garbage, even
  *     when its name looks like garbage. */
 static void test_glance_locations(void **state)
 {
@@ -851,7 +851,7 @@ static void test_glance_locations(void **state)
     assert_int_equal(rs_gc_plan_action_count(P), 1);
 }
 
-/* 23. Trash-namespace snapshots: waiting for clones (normal, silent),
+/* 22. Trash-namespace snapshots: waiting for clones (normal, silent),
  *     orphaned (removed by id), or of unknown origin (reported). */
 static void test_trashed_snaps(void **state)
 {
@@ -878,7 +878,7 @@ static void test_trashed_snaps(void **state)
     assert_int_equal(rs_gc_plan_action_count(P), 2);
 }
 
-/* 24. An instance snapshot with all disks: only the root clone is the
+/* 23. An instance snapshot with all disks: only the root clone is the
  *     Glance record's location; the other disks' clones (<id>_eph0) belong
  *     to it by name and by job. */
 static void test_all_disks_snapshot(void **state)
@@ -905,7 +905,7 @@ static void test_all_disks_snapshot(void **state)
     assert_int_equal(rs_gc_plan_action_count(P), 1);
 }
 
-/* 21. 10,000+ images: a realistic mix, planned in one go. */
+/* 24. 10,000+ images: a realistic mix, planned in one go. */
 static void test_large_graph(void **state)
 {
     (void)state;
