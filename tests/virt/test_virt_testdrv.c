@@ -8,6 +8,7 @@
  * group teardown, also when a test fails.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -648,11 +649,44 @@ static void test_run(void **state)
     assert_true(rs_virt_run(missing, NULL, 0, &err) < 0);
 }
 
+/* the shared connection used by several threads at once */
+static void *lookup_worker(void *arg)
+{
+    long bad = 0;
+    (void)arg;
+    for (int i = 0; i < 200; i++) {
+        rs_virt_dom *d = NULL;
+        rs_virt_disk_list *l = NULL;
+        rs_virt_state st;
+        if (rs_virt_domain_lookup(conn, i % 2 ? dom_name : TEST_DOM_UUID, &d, NULL) < 0 ||
+            rs_virt_domain_disks(d, RS_VIRT_DISKS_ALL, &l, NULL) < 0 ||
+            rs_virt_dom_state(d, &st, NULL) < 0 || l->n != 1)
+            bad++;
+        rs_virt_disk_list_free(l);
+        rs_virt_dom_free(d);
+    }
+    return (void *)bad;
+}
+
+static void test_threads(void **state)
+{
+    pthread_t th[4];
+    (void)state;
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, lookup_worker, NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        void *bad = NULL;
+        pthread_join(th[i], &bad);
+        assert_int_equal((long)bad, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup),
         cmocka_unit_test(test_disks),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_policy_table),
         cmocka_unit_test(test_freeze_thaw),
         cmocka_unit_test(test_watchdog),
