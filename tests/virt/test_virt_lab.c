@@ -6,6 +6,8 @@
  *   - freeze/thaw through the real guest agent, freeze window measured;
  *   - the no-agent guest: optional proceeds with a warning, required fails
  *     cleanly and leaves the guest running, unfrozen;
+ *   - a domain whose agent channel has no agent: required gives -ETIMEDOUT,
+ *     a live copy with optional proceeds with a warning and is exact;
  *   - live copy of the writing file guest into a new RBD image (the guest
  *     never pauses; the image passes e2fsck -fn; it is sparse), with
  *     TRANSIENT_JOB and with the undefine/define fallback;
@@ -35,6 +37,7 @@
 
 #include <cmocka.h>
 #include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
 
 #include "common/failpoint.h"
 #include "common/util.h"
@@ -153,6 +156,16 @@ static int group_teardown(void **state)
         if (rs_virt_recover(conn, &ri, &err) < 0)
             fprintf(stderr, "teardown: %s\n", rs_error_msg(&err));
         free(saved_xml[i]);
+    }
+    if (conn) {
+        char dname[64];
+        virDomainPtr d;
+        snprintf(dname, sizeof(dname), "rs-virt-deadagent-%s", suffix);
+        d = virDomainLookupByName(rs_virt_conn_ptr(conn), dname);
+        if (d) {
+            virDomainDestroy(d);
+            virDomainFree(d);
+        }
     }
     for (int i = 0; i < n_images; i++)
         sh(RBD "rm images/%s >/dev/null 2>&1", RBD_ARGS, images[i]);
@@ -582,6 +595,76 @@ static void test_crash_recover(void **state)
     sh("rm -rf %s", jdir);
 }
 
+/* A throw-away transient domain with an agent channel but no agent (it
+ * never boots an OS): libvirt says the agent is not connected. */
+static void test_dead_agent(void **state)
+{
+    char xml[2048], base[400], top[400], dname[64];
+    virDomainPtr vd;
+    rs_virt_dom *d;
+    rs_virt_disk_list *l = NULL;
+    rs_virt_quiesce *q = NULL;
+    rs_virt_copy_opts o;
+    rs_virt_copy_report rep;
+    rs_error err = RS_ERROR_INIT;
+    const char *img = new_image("deadagent");
+    char *w = NULL;
+    int rc;
+    (void)state;
+
+    snprintf(base, sizeof(base), "%s/dead-base.raw", tmpdir);
+    snprintf(top, sizeof(top), "%s/dead-top.qcow2", tmpdir);
+    snprintf(dname, sizeof(dname), "rs-virt-deadagent-%s", suffix);
+    assert_int_equal(sh("qemu-img create -q -f raw %s 64M && "
+                        "qemu-io -f raw -c 'write -P 0x5a 0 3M' %s >/dev/null && "
+                        "qemu-img create -q -f qcow2 -o backing_file=%s,backing_fmt=raw %s && "
+                        "qemu-io -f qcow2 -c 'write -P 0xa5 32M 2M' %s >/dev/null",
+                        base, base, base, top, top), 0);
+    snprintf(xml, sizeof(xml),
+             "<domain type='qemu'><name>%s</name><memory unit='MiB'>32</memory>"
+             "<vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os><devices>"
+             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+             "<source file='%s'/><target dev='vda' bus='virtio'/></disk>"
+             "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/>"
+             "</channel><memballoon model='none'/></devices></domain>", dname, top);
+    vd = virDomainCreateXML(rs_virt_conn_ptr(conn), xml, 0);
+    if (!vd)
+        fail_msg("create %s: %s", dname, virGetLastErrorMessage());
+
+    d = lookup(dname);
+    rc = rs_virt_quiesce_begin(d, RS_VIRT_QUIESCE_REQUIRED, 3, 30000, &q, &w, &err);
+    printf("FIGURE dead agent, required: rc=%d %s\n", rc, err.msg);
+    if (rc == 0)
+        rs_virt_quiesce_end(q, NULL, NULL);
+    assert_int_equal(rc, -ETIMEDOUT);
+    assert_null(q);
+    rs_error_clear(&err);
+
+    /* a live copy with quiesce=optional proceeds unfrozen, with a warning */
+    assert_int_equal(rs_virt_domain_disks(d, 0, &l, &err), 0);
+    opts_for(&o, img);
+    o.quiesce_timeout_s = 3;
+    rc = rs_virt_live_copy(d, &l->disks[0], &o, &rep, &err);
+    print_report("live copy (dead agent, optional)", &rep);
+    virDomainDestroy(vd);
+    virDomainFree(vd);
+    if (rc < 0)
+        fail_msg("live copy: %s", rs_error_msg(&err));
+    assert_false(rep.quiesced);
+    assert_non_null(rep.warning);
+    assert_non_null(strstr(rep.warning, "not responding"));
+    /* the guest never wrote: the image equals the disk */
+    if (sh("qemu-img compare -q -f qcow2 -F raw %s "
+           "'rbd:images/%s:conf=%s:id=%s:keyring=%s'",
+           top, img, ceph_conf, ceph_id, ceph_keyring) != 0)
+        fail_msg("images/%s differs from %s", img, top);
+    rs_virt_copy_report_clear(&rep);
+    rs_virt_disk_list_free(l);
+    rs_virt_dom_free(d);
+    unlink(top);
+    unlink(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -589,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_freeze_agent),
         cmocka_unit_test(test_watchdog_real),
         cmocka_unit_test(test_noagent),
+        cmocka_unit_test(test_dead_agent),
         cmocka_unit_test(test_live_copy),
         cmocka_unit_test(test_live_copy_undefine),
         cmocka_unit_test(test_cold_copy_running),
