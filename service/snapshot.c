@@ -339,7 +339,6 @@ static int hook_thaw(void *arg, rs_error *err)
 
 typedef struct flat_ctx {
     const rs_snapshot_observer *obs;
-    uint64_t bytes;
     int base, span;
 } flat_ctx;
 
@@ -347,7 +346,6 @@ static int flatten_progress(const char *pool, const char *image, uint64_t done, 
                             void *arg)
 {
     flat_ctx *fc = arg;
-    fc->bytes = done;
     if (total)
         obs_progress(fc->obs, fc->base + (int)((uint64_t)fc->span * done / total));
     return cancelled(fc->obs) ? 1 : 0;
@@ -601,9 +599,13 @@ int rs_snapshot_run(const rs_snapshot_env *env, const rs_snapshot_req *req,
     res->quiesced = qc.frozen;
     snprintf(res->warning, sizeof res->warning, "%s", qc.warning);
     res->flatten_pending = fres->flatten_pending;
-    res->bytes_flattened = fc.bytes;
     if (rc < 0)
         goto out; /* the flow rolled RBD back itself */
+    uint64_t total_size = 0;
+    for (size_t i = 0; i < fres->ndisks; i++)
+        total_size += fres->disks[i].size;
+    if (flatten == RS_FLATTEN_YES)
+        res->bytes_flattened = total_size;
 
     /* 3. Register the location and wait for active. */
     if (env->glance) {
@@ -637,9 +639,9 @@ int rs_snapshot_run(const rs_snapshot_env *env, const rs_snapshot_req *req,
             frc = rs_flow_complete(env->cluster, env->journal, &fres->job, flatten_progress, &dc,
                                    &ferr);
             obs_step(obs, "flatten", false, frc);
-            res->bytes_flattened = dc.bytes;
         }
         if (frc == 0) {
+            res->bytes_flattened = total_size;
             res->flatten_pending = false;
         } else {
             /* The image is registered and usable; only the flatten is left

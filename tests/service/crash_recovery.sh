@@ -1,0 +1,79 @@
+#!/bin/bash
+# kill -9 of the daemon at each step of the flow (failpoint action "exit":
+# _exit(99) on the spot), then a restart without failpoints: every job ends
+# done or rolled_back, with nothing left behind in RBD or Glance (a done job
+# leaves exactly its registered image), and the journal is empty.
+T_NAME=service_crash_recovery
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+conf=$(t_conf d)
+u=$(t_instance)
+
+points=(
+    service.snapshot.glance_create service.snapshot.glance_create.done
+    rbd.flow.tag_source rbd.flow.tag_source.done
+    rbd.flow.snap_create rbd.flow.snap_create.done
+    rbd.flow.clone rbd.flow.clone.done
+    rbd.flow.tag_clone rbd.flow.tag_clone.done
+    rbd.flow.flatten rbd.flow.flatten.done
+    rbd.flow.clone_snap_create rbd.flow.clone_snap_create.done
+    rbd.flow.clone_snap_protect rbd.flow.clone_snap_protect.done
+    rbd.flow.source_snap_remove rbd.flow.source_snap_remove.done
+    service.snapshot.register service.snapshot.register.done
+    service.snapshot.wait_active service.snapshot.wait_active.done
+)
+[[ -n ${CRASH_POINTS:-} ]] && read -r -a points <<<"$CRASH_POINTS"
+
+declare -A outcome=()
+for fp in "${points[@]}"; do
+    t_start d "$conf" "RBDSNAP_FAILPOINTS=$fp=exit"
+    fl=no
+    [[ $fp == rbd.flow.flatten* ]] && fl=yes
+    read -r code resp < <(t_http d POST /v1/snapshots "{\"instance_uuid\":\"$u\",\"name\":\"crash-$T_RAND\",\"flatten\":\"$fl\"}")
+    if [[ $code != 202 ]]; then
+        t_fail "$fp: POST $code $resp"
+        t_stop d KILL
+        continue
+    fi
+    job=$(echo "$resp" | json 'd["job_id"]')
+    img=$(echo "$resp" | json 'd["image_id"]')
+    t_track_image "$img"
+    t_wait_exit d 60
+    if [[ $T_RC != 99 ]]; then
+        t_fail "$fp: daemon did not crash at the failpoint (status $T_RC)"
+        t_stop d KILL
+        continue
+    fi
+    # Restart (same daemon id): it breaks its own stale lease at once.
+    t_start d "$conf"
+    body=$(t_job_wait d "$job" 120) || t_fail "$fp: job $job not finished after restart: $body"
+    st=$(echo "$body" | json 'd["state"]')
+    outcome[$fp]=$st
+    gs=$(t_glance_status "$img")
+    case $st in
+    done)
+        [[ $gs == active ]] || t_fail "$fp: done but Glance image $img is '$gs'"
+        rbd info "images/$img@snap" >/dev/null 2>&1 || t_fail "$fp: done but no images/$img@snap"
+        ;;
+    rolled_back)
+        [[ -z $gs ]] || t_fail "$fp: rolled back but Glance image $img is '$gs'"
+        rbd info "images/$img" >/dev/null 2>&1 && t_fail "$fp: rolled back but images/$img exists"
+        ;;
+    *) t_fail "$fp: job state '$st': $body" ;;
+    esac
+    user_snaps=$(rbd snap ls "vms/${u}_disk" --format json | json 'len(d)')
+    [[ $user_snaps == 0 ]] || t_fail "$fp: $user_snaps snapshot(s) left on vms/${u}_disk"
+    md=$(rbd image-meta list "vms/${u}_disk" --format json 2>/dev/null | json 'len([k for k in (d or {}) if k.startswith("rbdsnap.snap.")])')
+    [[ $md == 0 ]] || t_fail "$fp: rbdsnap.snap.* metadata left on vms/${u}_disk"
+    keys=$(t_journal_keys | grep -v '^$' | wc -l)
+    [[ $keys == 0 ]] || t_fail "$fp: journal keeps $keys key(s): $(t_journal_keys | head -3)"
+    t_stop d
+    [[ $T_RC == 0 ]] || t_fail "$fp: daemon exit status $T_RC after SIGTERM"
+    t_log "$fp -> $st"
+    # Clean the done image right away (keeps the pool small).
+    if [[ $st == done ]]; then
+        curl -s -o /dev/null -X DELETE "$GLANCE_URL/v2/images/$img"
+    fi
+done
+t_finish
