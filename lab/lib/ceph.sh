@@ -16,8 +16,92 @@ LAB_CEPH_CONF=$LAB_CEPH_DIR/ceph.conf
 LAB_CEPH_KEYRING=$LAB_CEPH_DIR/keyring
 LAB_CEPH_POOLS=(vms images)
 
-_lab_ceph() {
-    timeout 60 ceph -c "$LAB_CEPH_CONF" --connect-timeout 30 "$@"
+# _lab_ceph_py ACTION...: cluster set-up steps through librados in one
+# python process (a "ceph" CLI run costs 0.5-2 s of start-up each).
+# Actions, done in order:
+#   devicehealth-off        config set mgr mgr/devicehealth/enable_monitoring false
+#   osd-new UUID JSONFILE   osd new UUID 0 (JSONFILE has the cephx_secret)
+#   compat RELEASE          osd set-require-min-compat-client RELEASE
+#   pools POOL,...          create missing pools (8 PGs, application rbd)
+#   wait-osd                until osd.0 is up
+#   rbd-init POOL,...       rbd pool init
+#   wait-clean              until all PGs are active+clean (needs the mgr)
+_lab_ceph_py() {
+    timeout 180 /usr/bin/python3 - "$LAB_CEPH_CONF" "$@" <<'PY'
+import json, sys, time
+import rados
+
+conf, args = sys.argv[1], sys.argv[2:]
+cluster = rados.Rados(conffile=conf, name="client.admin")
+cluster.conf_set("client_mount_timeout", "30")
+cluster.conf_set("rados_mon_op_timeout", "30")
+cluster.connect(timeout=30)
+
+def mon(prefix, inbuf=b"", **kw):
+    kw["prefix"] = prefix
+    ret, out, err = cluster.mon_command(json.dumps(kw), inbuf, timeout=30)
+    if ret != 0:
+        sys.exit("ceph %s: %s (%d)" % (prefix, err, ret))
+    return out
+
+def wait(what, check, limit=120):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if check():
+            print("%s after %.1f s" % (what, limit - (end - time.monotonic())))
+            return
+        time.sleep(0.1)
+    sys.exit("timed out waiting for %s" % what)
+
+def osd_up():
+    ret, out, _ = cluster.mon_command(json.dumps({"prefix": "osd stat", "format": "json"}), b"", timeout=10)
+    return ret == 0 and json.loads(out).get("num_up_osds") == 1
+
+def pgs_clean():
+    try:
+        ret, out, _ = cluster.mgr_command(json.dumps({"prefix": "pg stat", "format": "json"}), b"", timeout=5)
+    except rados.Error:
+        return False
+    if ret != 0:
+        return False
+    s = json.loads(out)
+    s = s.get("pg_summary", s)
+    n = s.get("num_pgs", 0)
+    c = sum(x["num"] for x in s.get("num_pg_by_state", []) if x["name"] == "active+clean")
+    return n > 0 and n == c
+
+i = 0
+while i < len(args):
+    a = args[i]; i += 1
+    if a == "devicehealth-off":
+        mon("config set", who="mgr", name="mgr/devicehealth/enable_monitoring", value="false", force=True)
+    elif a == "osd-new":
+        uuid, jf = args[i], args[i + 1]; i += 2
+        with open(jf, "rb") as f:
+            mon("osd new", f.read(), uuid=uuid, id=0)
+    elif a == "compat":
+        mon("osd set-require-min-compat-client", version=args[i], yes_i_really_mean_it=True); i += 1
+    elif a == "pools":
+        have = json.loads(mon("osd pool ls", format="json"))
+        for p in args[i].split(","):
+            if p not in have:
+                mon("osd pool create", pool=p, pg_num=8, pgp_num=8)
+            mon("osd pool application enable", pool=p, app="rbd", yes_i_really_mean_it=True)
+        i += 1
+    elif a == "wait-osd":
+        wait("osd.0 up", osd_up)
+    elif a == "rbd-init":
+        import rbd
+        for p in args[i].split(","):
+            with cluster.open_ioctx(p) as io:
+                rbd.RBD().pool_init(io, False)
+        i += 1
+    elif a == "wait-clean":
+        wait("PGs active+clean", pgs_clean)
+    else:
+        sys.exit("unknown action " + a)
+cluster.shutdown()
+PY
 }
 
 _lab_ceph_write_conf() {
@@ -60,6 +144,11 @@ mon warn on pool no redundancy = false
 mon data avail warn = 2
 mon data avail crit = 1
 paxos propose interval = 0.05
+# PG stats reach the mgr every second instead of every 5 s: lab/start
+# waits for active+clean through them.
+mgr stats period = 1
+mgr tick period = 1
+mon mgr digest period = 1
 rbd default features = layering,exclusive-lock,object-map,fast-diff,deep-flatten
 
 [mon]
@@ -68,6 +157,10 @@ mgr initial modules = iostat
 
 [mgr]
 mgr data = $LAB_CEPH_DIR/mgr.\$id
+# Python modules the lab never uses (loading them costs seconds).  Kept:
+# the always-on ones (status, crash, devicehealth, orchestrator, progress,
+# rbd_support, volumes, ...; disabling those is HEALTH_ERR) and iostat.
+mgr disabled modules = diskprediction_local cephadm rook k8sevents dashboard prometheus snap_schedule mirroring nfs restful insights alerts influx zabbix selftest test_orchestrator localpool osd_support osd_perf_query telegraf
 
 [osd]
 osd data = $LAB_CEPH_DIR/osd.\$id
@@ -142,8 +235,9 @@ _lab_ceph_create() {
     _lab_ceph_spawn_daemons
     # Before the mgr starts: no device_health_metrics pool, no health
     # warnings about it.
-    lab_run ceph _lab_ceph config set mgr mgr/devicehealth/enable_monitoring false --force ||
-        lab_die "ceph config set failed"
+    # Pools need no OSD to be created; rbd pool init does (later).
+    lab_run ceph _lab_ceph_py devicehealth-off pools "$(IFS=,; echo "${LAB_CEPH_POOLS[*]}")" ||
+        lab_die "ceph: initial settings failed"
     _lab_ceph_spawn_mgr
 
     # The osd.0 key never appears on a command line or in a log.
@@ -153,7 +247,7 @@ _lab_ceph_create() {
     osd_key=$(ceph-authtool "$LAB_CEPH_DIR/osd.0.keyring" -p -n osd.0) || lab_die "reading the osd.0 key failed"
     (umask 077 && printf '{"cephx_secret": "%s"}\n' "$osd_key" >"$LAB_CEPH_DIR/osd.0.json")
     unset osd_key
-    lab_run ceph _lab_ceph osd new "$osd_uuid" 0 -i "$LAB_CEPH_DIR/osd.0.json" ||
+    lab_run ceph _lab_ceph_py osd-new "$osd_uuid" "$LAB_CEPH_DIR/osd.0.json" ||
         lab_die "ceph osd new failed"
     rm -f "$LAB_CEPH_DIR/osd.0.json"
     ceph-authtool "$LAB_CEPH_KEYRING" --import-keyring "$LAB_CEPH_DIR/osd.0.keyring" >/dev/null ||
@@ -164,64 +258,16 @@ _lab_ceph_create() {
     _lab_ceph_spawn_osd
 }
 
-_lab_ceph_wait_osd_up() {
-    local i n
-    for ((i = 0; i < 600; i++)); do
-        n=$(_lab_ceph osd stat -f json 2>/dev/null | jq -r '.num_up_osds // 0' 2>/dev/null)
-        [[ $n == 1 ]] && return 0
-        lab_pid_alive ceph-osd || lab_die "ceph-osd died; see $LAB_CEPH_DIR/log/osd.0.log"
-        sleep 0.1
-    done
-    lab_die "osd.0 not up after 60 s; see $LAB_CEPH_DIR/log/osd.0.log"
-}
-
-_lab_ceph_wait_clean() {
-    local i out
-    for ((i = 0; i < 600; i++)); do
-        # {"num_pgs":16,"num_pg_by_state":[{"name":"active+clean","num":16}],...}
-        out=$(_lab_ceph pg stat -f json 2>/dev/null | jq -r '
-            (.pg_summary // .) as $s
-            | ($s.num_pgs // 0) as $n
-            | ([$s.num_pg_by_state[]? | select(.name == "active+clean") | .num] | add // 0) as $c
-            | "\($n) \($c)"' 2>/dev/null)
-        if [[ -n $out ]]; then
-            set -- $out
-            if (($1 > 0 && $1 == $2)); then
-                return 0
-            fi
-        fi
-        lab_pid_alive ceph-mgr || lab_die "ceph-mgr died; see $LAB_CEPH_DIR/log/mgr.x.log"
-        sleep 0.2
-    done
-    lab_die "PGs not active+clean after 120 s: $(_lab_ceph pg stat 2>&1)"
-}
-
-_lab_ceph_pools() {
-    local pool have
-    have=$(_lab_ceph osd pool ls 2>/dev/null)
-    for pool in "${LAB_CEPH_POOLS[@]}"; do
-        if ! grep -qx "$pool" <<<"$have"; then
-            lab_run ceph _lab_ceph osd pool create "$pool" 8 8 || lab_die "pool create $pool failed"
-            lab_run ceph timeout 60 rbd -c "$LAB_CEPH_CONF" pool init "$pool" ||
-                lab_die "rbd pool init $pool failed"
-        fi
-    done
-}
-
-_lab_ceph_clone_format() {
-    local fmt=${RBDSNAP_LAB_CLONE_FORMAT:-2} rel
-    case $fmt in
-    1) rel=luminous ;;
-    2) rel=mimic ;;
-    *) lab_die "RBDSNAP_LAB_CLONE_FORMAT must be 1 or 2, not '$fmt'" ;;
+_lab_ceph_compat_release() {
+    case ${RBDSNAP_LAB_CLONE_FORMAT:-2} in
+    1) echo luminous ;;
+    2) echo mimic ;;
+    *) lab_die "RBDSNAP_LAB_CLONE_FORMAT must be 1 or 2, not '${RBDSNAP_LAB_CLONE_FORMAT}'" ;;
     esac
-    lab_run ceph _lab_ceph osd set-require-min-compat-client "$rel" --yes-i-really-mean-it ||
-        lab_die "set-require-min-compat-client $rel failed"
-    lab_env_set RBDSNAP_LAB_CLONE_FORMAT "$fmt"
 }
 
 lab_ceph_running() {
-    [[ -e $LAB_CEPH_DIR/created ]] &&
+    [[ $(cat "$LAB_CEPH_DIR/created" 2>/dev/null) == "$LAB_PORT_BASE" ]] &&
         lab_pid_alive ceph-mon && lab_pid_alive ceph-mgr && lab_pid_alive ceph-osd
 }
 
@@ -230,7 +276,8 @@ lab_ceph_start() {
     t0=$(lab_now)
     export CEPH_CONF=$LAB_CEPH_CONF
     store=$(cat "$LAB_CEPH_DIR/store" 2>/dev/null)
-    if [[ ${RBDSNAP_LAB_FRESH:-0} == 1 || ! -e $LAB_CEPH_DIR/created || $store == memstore ]] ||
+    if [[ ${RBDSNAP_LAB_FRESH:-0} == 1 || $store == memstore ]] ||
+        [[ $(cat "$LAB_CEPH_DIR/created" 2>/dev/null) != "$LAB_PORT_BASE" ]] ||
         [[ -n ${RBDSNAP_LAB_OSD_STORE:-} && ${RBDSNAP_LAB_OSD_STORE} != "$store" ]]; then
         fresh=1
     fi
@@ -248,11 +295,16 @@ lab_ceph_start() {
         _lab_ceph_spawn_mgr
         _lab_ceph_spawn_osd
     fi
-    _lab_ceph_clone_format
-    _lab_ceph_wait_osd_up
-    _lab_ceph_pools
-    _lab_ceph_wait_clean
-    touch "$LAB_CEPH_DIR/created"
+    local pools rel
+    pools=$(IFS=,; echo "${LAB_CEPH_POOLS[*]}")
+    rel=$(_lab_ceph_compat_release) || exit 1
+    lab_run ceph _lab_ceph_py compat "$rel" pools "$pools" wait-osd rbd-init "$pools" wait-clean || {
+        lab_pid_alive ceph-osd || lab_log "ceph-osd died; see $LAB_CEPH_DIR/log/osd.0.log"
+        lab_pid_alive ceph-mgr || lab_log "ceph-mgr died; see $LAB_CEPH_DIR/log/mgr.x.log"
+        lab_die "ceph: cluster not ready (see $LAB_LOG_DIR/ceph.log)"
+    }
+    lab_env_set RBDSNAP_LAB_CLONE_FORMAT "${RBDSNAP_LAB_CLONE_FORMAT:-2}"
+    echo "$LAB_PORT_BASE" >"$LAB_CEPH_DIR/created"
 
     lab_env_set CEPH_CONF "$LAB_CEPH_CONF"
     lab_env_set CEPH_KEYRING "$LAB_CEPH_KEYRING"
