@@ -31,7 +31,9 @@ char *rs_virt_rbd_target(const char *pool, const char *image,
 /* virt_conn.c: the underlying handles, for virt/ files and tests. */
 struct _virConnect;
 struct _virDomain;
-struct _virConnect *rs_virt_conn_ptr(rs_virt_conn *c);
+struct _virConnect *rs_virt_conn_ptr(rs_virt_conn *c);   /* borrowed */
+/* A live, referenced handle (reconnects if needed); virConnectClose() it. */
+struct _virConnect *rs_virt_conn_get(rs_virt_conn *c, rs_error *err);
 struct _virDomain *rs_virt_dom_ptr(rs_virt_dom *d);
 rs_virt_conn *rs_virt_dom_conn(rs_virt_dom *d);
 /* Last libvirt error of this thread: code (virErrorNumber, 0 if none) and

@@ -206,7 +206,7 @@ void rs_virt_conn_unref(rs_virt_conn *c)
 }
 
 /* A referenced, live virConnectPtr (caller virConnectClose()s it). */
-static virConnectPtr conn_get(rs_virt_conn *c, rs_error *err)
+struct _virConnect *rs_virt_conn_get(rs_virt_conn *c, rs_error *err)
 {
     virConnectPtr conn, fresh, old = NULL;
 
@@ -258,7 +258,7 @@ int rs_virt_domain_lookup(rs_virt_conn *c, const char *uuid_or_name,
     *out = NULL;
     if (!uuid_or_name || !*uuid_or_name)
         return rs_error_set(err, -EINVAL, "domain: no uuid or name given");
-    conn = conn_get(c, err);
+    conn = rs_virt_conn_get(c, err);
     if (!conn)
         return err ? err->code : -ECONNREFUSED;
     if (rs_is_uuid(uuid_or_name))

@@ -678,13 +678,20 @@ int rs_virt_recover(rs_virt_conn *c, const rs_virt_recover_info *ri, rs_error *e
         return rs_error_set(err, -EINVAL, "recover: no domain given");
     rc = rs_virt_domain_lookup(c, ri->domain, &d, &lerr);
     if (rc == -ENOENT && ri->saved_xml) {
-        virDomainPtr nd = virDomainDefineXML(rs_virt_conn_ptr(c), ri->saved_xml);
+        virConnectPtr vc = rs_virt_conn_get(c, err);
+        virDomainPtr nd;
+        if (!vc)
+            return err ? err->code : -ECONNREFUSED;
+        nd = virDomainDefineXML(vc, ri->saved_xml);
         if (!nd) {
             rs_virt_last_error(&msg);
-            return rs_error_set(err, -EIO, "recover domain %s: cannot define: %s",
-                                ri->domain, msg);
+            rc = rs_error_set(err, -EIO, "recover domain %s: cannot define: %s",
+                              ri->domain, msg);
+            virConnectClose(vc);
+            return rc;
         }
         virDomainFree(nd);
+        virConnectClose(vc);
         rs_warn("msg=\"recover: domain re-defined from journal\" domain=%s", ri->domain);
         rs_error_clear(&lerr);
         rc = rs_virt_domain_lookup(c, ri->domain, &d, &lerr);
@@ -694,7 +701,7 @@ int rs_virt_recover(rs_virt_conn *c, const rs_virt_recover_info *ri, rs_error *e
     dom = rs_virt_dom_ptr(d);
 
     if (ri->saved_xml && virDomainIsPersistent(dom) == 0) {
-        virDomainPtr nd = virDomainDefineXML(rs_virt_conn_ptr(c), ri->saved_xml);
+        virDomainPtr nd = virDomainDefineXML(virDomainGetConnect(dom), ri->saved_xml);
         if (!nd) {
             rs_virt_last_error(&msg);
             rc = rs_error_set(err, -EIO, "recover domain %s: cannot define: %s",
