@@ -74,7 +74,9 @@ _lab_guest_env() {
 }
 
 _lab_guest_rbd() {
-    rbd -c "$_lab_guest_ceph_conf" --keyring "$_lab_guest_ceph_keyring" --id "$_lab_guest_ceph_id" "$@"
+    # A sick cluster must not hang lab/start.
+    timeout 120 rbd -c "$_lab_guest_ceph_conf" --keyring "$_lab_guest_ceph_keyring" --id "$_lab_guest_ceph_id" \
+        --rados-mon-op-timeout 30 --rados-osd-op-timeout 60 "$@"
 }
 
 # Fill a template: _lab_guest_fill FILE KEY=VALUE...
@@ -142,7 +144,7 @@ _lab_guest_secret() {
         [ "$rc" = 0 ] || _lab_guest_die "cannot define the libvirt ceph secret"
     fi
     keyfile=$(umask 077 && mktemp "$d/.key.XXXXXX")
-    if ceph -c "$_lab_guest_ceph_conf" --keyring "$_lab_guest_ceph_keyring" --id "$_lab_guest_ceph_id" \
+    if timeout 60 ceph -c "$_lab_guest_ceph_conf" --keyring "$_lab_guest_ceph_keyring" --id "$_lab_guest_ceph_id" \
         auth get-key "client.$_lab_guest_ceph_id" -o "$keyfile" >/dev/null 2>&1 && [ -s "$keyfile" ]; then
         # The value is the base64 key as ceph prints it (no --plain).
         _lab_guest_virsh secret-set-value "$uuid" --file "$keyfile" >/dev/null 2>&1 || rc=1
