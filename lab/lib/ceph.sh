@@ -7,8 +7,8 @@
 #                             2 (mimic, default)
 #   RBDSNAP_LAB_OSD_STORE     bluestore (default; sparse file, data survives
 #                             lab/stop + lab/start) or memstore (RAM)
-#   RBDSNAP_LAB_OSD_SIZE_GB   size of the OSD (default 40; sparse for
-#                             bluestore, a RAM ceiling for memstore)
+#   RBDSNAP_LAB_OSD_SIZE_GB   size of the OSD (bluestore: default 40, a
+#                             sparse file; memstore: default 8, a RAM ceiling)
 #   RBDSNAP_LAB_FRESH=1       throw the old cluster away and create a new one
 
 LAB_CEPH_DIR=$LAB_DIR/ceph
@@ -200,7 +200,9 @@ _lab_ceph_spawn_osd() {
 # _lab_ceph_create: a brand-new cluster (mon, mgr, osd, pools).
 _lab_ceph_create() {
     local store=${RBDSNAP_LAB_OSD_STORE:-bluestore}
-    local size_gb=${RBDSNAP_LAB_OSD_SIZE_GB:-40}
+    local size_gb=${RBDSNAP_LAB_OSD_SIZE_GB:-}
+    # memstore's size is a RAM ceiling: a smaller default.
+    [[ -n $size_gb ]] || { [[ $store == memstore ]] && size_gb=8 || size_gb=40; }
     local fsid osd_uuid osd_key
     [[ $store == bluestore || $store == memstore ]] ||
         lab_die "RBDSNAP_LAB_OSD_STORE must be bluestore or memstore, not '$store'"
@@ -287,7 +289,7 @@ lab_ceph_start() {
         for p in 0 1; do
             lab_require_port_free "$(lab_port $p)" "ceph mon"
         done
-        lab_log "ceph: creating a new cluster in $LAB_CEPH_DIR (${RBDSNAP_LAB_OSD_STORE:-bluestore}, ${RBDSNAP_LAB_OSD_SIZE_GB:-40} GiB)"
+        lab_log "ceph: creating a new cluster in $LAB_CEPH_DIR (${RBDSNAP_LAB_OSD_STORE:-bluestore})"
         _lab_ceph_create
     else
         lab_log "ceph: restarting the cluster in $LAB_CEPH_DIR"
