@@ -146,10 +146,17 @@ lab_spawn() {
     shift 2
     mkdir -p "$(dirname "$logfile")"
     # A background job of a non-interactive shell is not a process-group
-    # leader, so setsid execs CMD in place: $! is CMD's own PID.
-    # fd 9 is the lab lock (lab_lock), fd 8 the env lock: daemons must
-    # not inherit them.
-    setsid "$@" </dev/null >>"$logfile" 2>&1 8>&- 9>&- &
+    # leader, so setsid execs CMD in place: $! is CMD's own PID.  The
+    # daemon must inherit no fd but 0-2: a lock fd (lab_lock's fd 9, the
+    # env lock, a caller's "flock FILE lab/start") held by a daemon would
+    # stay locked until the lab stops.
+    (
+        fds=(/proc/$BASHPID/fd/*)
+        for fd in "${fds[@]##*/}"; do
+            ((fd > 2)) && eval "exec $fd>&-"
+        done 2>/dev/null
+        exec setsid "$@" </dev/null >>"$logfile" 2>&1
+    ) &
     pid=$!
     lab_pid_record "$name" "$pid"
     lab_log "started $name pid=$pid"
