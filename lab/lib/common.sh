@@ -393,6 +393,10 @@ lab_write_rbdsnap_conf() {
     libvirt_uri=$(lab_env_get LIBVIRT_DEFAULT_URI)
     daemon_port=$(lab_port 110)
     : "${ceph_id:=admin}" "${os_udom:=Default}" "${os_pdom:=Default}"
+    # The lab's libvirt only while it runs (else the usual system URI).
+    if declare -F lab_libvirt_running >/dev/null && ! lab_libvirt_running 2>/dev/null; then
+        libvirt_uri=""
+    fi
     [[ -n $libvirt_uri ]] || libvirt_uri="qemu:///system"
 
     _lab_conf_common() { # GLANCE_BLOCK
