@@ -222,6 +222,25 @@ _lab_guest_qemu_pid() {
     [ -s "$f" ] && tr -dc '0-9' <"$f"
 }
 
+_lab_guest_ceph_vars() {
+    _lab_guest_ceph_conf=$(_lab_guest_env CEPH_CONF)
+    _lab_guest_ceph_keyring=$(_lab_guest_env CEPH_KEYRING)
+    _lab_guest_ceph_id=$(_lab_guest_env CEPH_ID)
+    : "${_lab_guest_ceph_id:=admin}"
+}
+
+# 0 if the RBD guest's root disk exists in the (current) cluster: a Ceph
+# that was made anew under a running guest leaves that guest without disks.
+_lab_guest_rbd_disk_present() {
+    local uuid f
+    f="$(_lab_guest_dir)/$LAB_DOMAIN_RBD_NAME.uuid"
+    [ -s "$f" ] || return 1
+    uuid=$(tr -dc '0-9a-f-' <"$f")
+    _lab_guest_ceph_vars
+    [ -n "$_lab_guest_ceph_conf" ] || return 1
+    _lab_guest_rbd info "vms/${uuid}_disk" >/dev/null 2>&1
+}
+
 lab_guest_running() {
     local dom
     lab_libvirt_running || return 1
@@ -231,18 +250,15 @@ lab_guest_running() {
     for dom in $LAB_DOMAIN_RBD_NAME $LAB_DOMAIN_FILE_NAME; do
         lab_guest_agent_ping "$dom" || return 1
     done
-    return 0
+    _lab_guest_rbd_disk_present
 }
 
 lab_guest_start() {
     local d img rbd_uuid file_uuid noagent_uuid secret_uuid disks channel base overlay noagent_overlay
-    local mon_host mon_port pool=vms t0 dom i pending pid
+    local mon_host mon_port pool=vms t0 dom i pending pid rbd_state
     lab_libvirt_running || _lab_guest_die "libvirt is not running (lab/start libvirt first)"
     _lab_guest_packages
-    _lab_guest_ceph_conf=$(_lab_guest_env CEPH_CONF)
-    _lab_guest_ceph_keyring=$(_lab_guest_env CEPH_KEYRING)
-    _lab_guest_ceph_id=$(_lab_guest_env CEPH_ID)
-    : "${_lab_guest_ceph_id:=admin}"
+    _lab_guest_ceph_vars
     mon_host=$(_lab_guest_env CEPH_MON_HOST)
     mon_port=$(_lab_guest_env CEPH_MON_PORT)
     : "${mon_host:=127.0.0.1}"
@@ -259,6 +275,15 @@ lab_guest_start() {
     # --- rbdsnap-lab-rbd -------------------------------------------------
     rbd_uuid=$(_lab_guest_uuid "$d/$LAB_DOMAIN_RBD_NAME.uuid")
     secret_uuid=$(_lab_guest_secret "$d") || _lab_guest_die "no libvirt secret for Ceph"
+    case "$(_lab_guest_virsh domstate $LAB_DOMAIN_RBD_NAME 2>/dev/null | head -n1)" in
+        running | paused) rbd_state=up ;;
+        *) rbd_state=down ;;
+    esac
+    if [ "$rbd_state" = up ] && ! _lab_guest_rbd_disk_present; then
+        # Its cluster went away under it (Ceph made anew): start it afresh.
+        _lab_guest_log "$LAB_DOMAIN_RBD_NAME runs without its RBD disk; restarting it"
+        _lab_guest_virsh destroy $LAB_DOMAIN_RBD_NAME >/dev/null 2>&1
+    fi
     _lab_guest_rbd_disk "$pool/${rbd_uuid}_disk" 1G root
     _lab_guest_rbd_disk "$pool/${rbd_uuid}_disk.eph0" 128M eph0
     disks=$(

@@ -215,7 +215,7 @@ EOF
 # PIDs of QEMU processes that belong to this lab: libvirt's pid files, plus
 # any process whose command line carries this lab's marker.
 _lab_libvirt_qemu_pids() {
-    local d f pid p marker
+    local d f pid p marker cmd
     d=$(_lab_libvirt_dir)
     marker="rbdsnap.lab=${RBDSNAP_LAB_DIR:-/tmp/rbdsnap-lab}"
     {
@@ -229,8 +229,8 @@ _lab_libvirt_qemu_pids() {
                 */qemu-system-*) ;;
                 *) continue ;;
             esac
-            if { printf ' '; tr '\0\n' '  ' <"$p/cmdline"; printf ' '; } 2>/dev/null |
-                grep -qF " $marker "; then
+            cmd=$(tr '\0\n' '  ' <"$p/cmdline" 2>/dev/null) || continue
+            if [[ " $cmd " == *" $marker "* ]]; then
                 echo "${p#/proc/}"
             fi
         done
