@@ -122,6 +122,9 @@ static void print_result(const rs_cli *cli, const rs_flow_result *r)
            r->freeze_us);
 }
 
+/* cli/cmd_jobs.c: the same command through rbdsnapd. */
+int rs_cli_snapshot_via_daemon(rs_cli *cli, int argc, char **argv);
+
 int rs_cli_cmd_snapshot(rs_cli *cli, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -153,6 +156,9 @@ int rs_cli_cmd_snapshot(rs_cli *cli, int argc, char **argv)
     char inst[64];
     int c, rc;
 
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--via-daemon") == 0)
+            return rs_cli_snapshot_via_daemon(cli, argc, argv);
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, RS_CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
