@@ -193,6 +193,14 @@ typedef struct rs_virt_copy_opts {
     rs_virt_journal_fn journal; /* may be NULL */
     void *journal_opaque;
     unsigned flags;
+    /* When set, called instead of qemu-img convert with the source to copy
+     * (@format, backing chain intact, readable until it returns): live, the
+     * delta after the job ended and the domain was re-defined; cold, the
+     * disk itself while the domain is saved.  For streaming the data
+     * elsewhere (an upload) without a local copy. */
+    int (*consume)(void *opaque, const char *src, const char *format,
+                   uint64_t virtual_size, rs_error *err);
+    void *consume_opaque;
 } rs_virt_copy_opts;
 
 typedef struct rs_virt_copy_report {

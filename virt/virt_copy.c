@@ -185,6 +185,11 @@ static int convert(const rs_virt_copy_opts *o, const char *src, const char *fmt,
     if (rc < 0)
         return rs_error_set(err, rc, "convert %s -> %s: failpoint",
                             src, dest_name(o, dn, sizeof(dn)));
+    if (o->consume) {
+        rc = o->consume(o->consume_opaque, src, fmt ? fmt : "raw", rep->virtual_size, err);
+        rep->convert_ms = rs_now_ms() - t0;
+        return rc;
+    }
     target = dest_arg(o, err);
     if (!target)
         return err ? err->code : -ENOMEM;
