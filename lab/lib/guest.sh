@@ -1,4 +1,5 @@
 # lab/lib/guest.sh: the lab's three test guests (sourced).
+# shellcheck shell=bash
 #
 # All three boot Debian's kernel directly (uncompressed vmlinux, PVH) with a
 # busybox initramfs built by lab/guest/build-image (cached machine-wide under
@@ -207,7 +208,17 @@ _lab_guest_boot() {
     case "$state" in
         running) return 0 ;;
         paused) _lab_guest_virsh resume "$name" >/dev/null || _lab_guest_die "cannot resume $name" ;;
-        *) _lab_guest_virsh start "$name" >/dev/null || _lab_guest_die "cannot start $name" ;;
+        *)
+            # A fresh console log per boot (QEMU appends, so that a managed
+            # save + restore keeps the boot messages).
+            : >"$(_lab_guest_dir)/$name.console.log"
+            if ! _lab_guest_virsh start "$name" >/dev/null; then
+                # A managed-save image that no longer fits the definition.
+                _lab_guest_virsh managedsave-remove "$name" >/dev/null 2>&1 &&
+                    _lab_guest_virsh start "$name" >/dev/null ||
+                    _lab_guest_die "cannot start $name"
+            fi
+            ;;
     esac
 }
 

@@ -1,4 +1,5 @@
 # lab/lib/libvirt.sh: a private libvirtd + virtlogd for the lab (sourced).
+# shellcheck shell=bash
 #
 # libvirtd and virtlogd run inside their own mount namespace in which private
 # directories under $RBDSNAP_LAB_DIR/libvirt/ are bind-mounted over
