@@ -290,10 +290,21 @@ static int recover_task(svc *s, rs_task *t, const rs_snapshot_observer *obs, int
     const char *image_id = rs_task_image_id(t);
     bool cancel = rs_task_cancel_requested(t);
     int rc;
+    /* Count the attempt before anything else, so that a job that crashes
+     * the daemon again is rolled back next time instead of looping. */
+    char *text = record_text(rs_task_request(t), image_id, phase ? phase : "flow", attempt + 1);
+    if (text) {
+        rs_error jerr = RS_ERROR_INIT;
+        rc = rs_journal_rados_update(s->journal, rs_task_id(t), text, &jerr);
+        free(text);
+        if (rc == -ESTALE)
+            return rs_error_set(err, -ESHUTDOWN, "job %s taken over by another daemon",
+                                rs_task_id(t));
+    }
     rs_info("job=%s recovering phase=%s flow_state=%s attempt=%d", rs_task_id(t),
             phase ? phase : "-", has_flow ? rs_job_state_name(flow.state) : "-", attempt);
     if (has_flow && (flow.state == RS_JOB_DONE || flow.state == RS_JOB_FLATTEN_PENDING) &&
-        !cancel) {
+        !cancel && attempt < 1) {
         rs_task_step_begin(t, "recover_finish");
         rc = rs_snapshot_finish(&s->env, image_id, &flow, obs, err);
         rs_task_step_end(t, "recover_finish", rc);

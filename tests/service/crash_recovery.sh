@@ -76,4 +76,31 @@ for fp in "${points[@]}"; do
         curl -s -o /dev/null -X DELETE "$GLANCE_URL/v2/images/$img"
     fi
 done
+
+# A job that crashes again while being resumed is rolled back, cleanly.
+twice=(service.snapshot.glance_create.done rbd.flow.clone.done service.snapshot.register)
+[[ -n ${CRASH_TWICE:-} ]] && read -r -a twice <<<"$CRASH_TWICE"
+for fp in "${twice[@]}"; do
+    t_start d "$conf" "RBDSNAP_FAILPOINTS=$fp=exit"
+    read -r code resp < <(t_http d POST /v1/snapshots "{\"instance_uuid\":\"$u\",\"name\":\"crash2-$T_RAND\"}")
+    [[ $code == 202 ]] || { t_fail "$fp x2: POST $code $resp"; t_stop d KILL; continue; }
+    job=$(echo "$resp" | json 'd["job_id"]')
+    img=$(echo "$resp" | json 'd["image_id"]')
+    t_track_image "$img"
+    t_wait_exit d 60
+    [[ $T_RC == 99 ]] || { t_fail "$fp x2: first crash missing ($T_RC)"; t_stop d KILL; continue; }
+    t_start_nowait d "$conf" "RBDSNAP_FAILPOINTS=$fp=exit"
+    t_wait_exit d 60
+    [[ $T_RC == 99 ]] || { t_fail "$fp x2: second crash missing ($T_RC)"; t_stop d KILL; continue; }
+    t_start d "$conf"
+    body=$(t_job_wait d "$job" 120) || t_fail "$fp x2: job not finished: $body"
+    st=$(echo "$body" | json 'd["state"]')
+    [[ $st == rolled_back ]] || t_fail "$fp x2: state '$st', want rolled_back"
+    [[ -z $(t_glance_status "$img") ]] || t_fail "$fp x2: Glance image $img left"
+    rbd info "images/$img" >/dev/null 2>&1 && t_fail "$fp x2: images/$img left"
+    [[ $(rbd snap ls "vms/${u}_disk" --format json | json 'len(d)') == 0 ]] || t_fail "$fp x2: snapshot left"
+    [[ -z $(t_journal_keys) ]] || t_fail "$fp x2: journal not empty"
+    t_stop d
+    t_log "$fp twice -> $st"
+done
 t_finish

@@ -78,6 +78,16 @@ t_start() {
     t_die "daemon $name not answering"
 }
 
+# t_start_nowait NAME CONF [ENV=VALUE...]: start a daemon, do not wait.
+t_start_nowait() {
+    local name=$1 conf=$2 pid
+    shift 2
+    env "$@" ${T_WRAP:-} "$T_BIN" -c "$conf" >>"$T_DIR/$name.log" 2>&1 &
+    pid=$!
+    T_PIDS+=("$pid")
+    eval "T_PID_${name//-/_}=$pid"
+}
+
 t_pid() { local v="T_PID_${1//-/_}"; echo "${!v}"; }
 
 # t_stop NAME [SIGNAL]: stop a daemon and wait for it; its exit status in
