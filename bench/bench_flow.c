@@ -7,7 +7,10 @@
  *            (protect), clone, tag clone, snap create + protect on the
  *            clone, remove the source snapshot (format 2).
  *   rbd CLI: rbd snap create; (rbd snap protect); rbd clone; rbd snap
- *            create <clone>@snap; rbd snap protect; (format 2) rbd snap rm.
+ *            create <clone>@snap; rbd snap protect; (format 2) rbd snap rm
+ *            -- Nova's commands only;
+ *   rbd CLI+meta: the same plus the provenance tags the flow writes
+ *            (rbd image-meta set/remove), i.e. the same work as the flow.
  *
  * Each is run over N images sequentially and at concurrency C.  Printed:
  * mean milliseconds per snapshot, snapshots per second, and the ratio
@@ -103,7 +106,11 @@ static int run_rbd(const char *const *args)
     return (WIFEXITED(st) && WEXITSTATUS(st) == 0) ? 0 : -EIO;
 }
 
-static int cli_one(const char *phase, int i)
+static int cli_seq(const char *phase, int i, bool meta);
+static int cli_one(const char *phase, int i) { return cli_seq(phase, i, false); }
+static int cli_meta_one(const char *phase, int i) { return cli_seq(phase, i, true); }
+
+static int cli_seq(const char *phase, int i, bool meta)
 {
     char target[96], snap[128], ssnap[128], clone[128], csnap[160], fmt[8];
     char hex[17];
@@ -120,10 +127,44 @@ static int cli_one(const char *phase, int i)
     const char *c4[] = { "snap", "create", csnap, "--no-progress", NULL };
     const char *c5[] = { "snap", "protect", csnap, NULL };
     const char *c6[] = { "snap", "rm", ssnap, "--no-progress", NULL };
-    if (run_rbd(c1) < 0 || (format == 1 && run_rbd(c2) < 0) || run_rbd(c3) < 0 ||
-        run_rbd(c4) < 0 || run_rbd(c5) < 0 || (format == 2 && run_rbd(c6) < 0)) {
-        fprintf(stderr, "rbd CLI sequence failed for %s\n", clone);
-        return -EIO;
+    /* The provenance tags the flow writes, as rbd image-meta commands. */
+    char srcimg[128], key[160], created[32], source[256];
+    snprintf(srcimg, sizeof(srcimg), "%s/%s", src_pool, srcs[i]);
+    snprintf(key, sizeof(key), "rbdsnap.snap.%s", snap);
+    snprintf(created, sizeof(created), "%lld", (long long)rs_wall_time());
+    snprintf(source, sizeof(source), "%s", ssnap);
+    const char *m0[] = { "image-meta", "set", srcimg, key, hex, NULL };
+    const char *m1[] = { "image-meta", "set", clone, "rbdsnap.job_id", hex, NULL };
+    const char *m2[] = { "image-meta", "set", clone, "rbdsnap.instance_uuid", "-", NULL };
+    const char *m3[] = { "image-meta", "set", clone, "rbdsnap.created_at", created, NULL };
+    const char *m4[] = { "image-meta", "set", clone, "rbdsnap.version", "0", NULL };
+    const char *m5[] = { "image-meta", "set", clone, "rbdsnap.role", "clone", NULL };
+    const char *m6[] = { "image-meta", "set", clone, "rbdsnap.source", source, NULL };
+    const char *m7[] = { "image-meta", "remove", srcimg, key, NULL };
+    const char *const *seq[16];
+    int n = 0;
+    if (meta)
+        seq[n++] = m0;
+    seq[n++] = c1;
+    if (format == 1)
+        seq[n++] = c2;
+    seq[n++] = c3;
+    if (meta) {
+        seq[n++] = m1; seq[n++] = m2; seq[n++] = m3;
+        seq[n++] = m4; seq[n++] = m5; seq[n++] = m6;
+    }
+    seq[n++] = c4;
+    seq[n++] = c5;
+    if (format == 2) {
+        seq[n++] = c6;
+        if (meta)
+            seq[n++] = m7;
+    }
+    for (int k = 0; k < n; k++) {
+        if (run_rbd(seq[k]) < 0) {
+            fprintf(stderr, "rbd CLI sequence failed for %s (command %d)\n", clone, k);
+            return -EIO;
+        }
     }
     return 0;
 }
@@ -246,11 +287,13 @@ int main(int argc, char **argv)
     }
     free(buf);
 
-    int f1, f2, f3, f4;
+    int f1, f2, f3, f4, f5, f6;
     double a = run_phase("fs", flow_one, 1, &f1);
     double b = run_phase("fc", flow_one, conc, &f2);
     double cc = run_phase("cs", cli_one, 1, &f3);
     double d = run_phase("cc", cli_one, conc, &f4);
+    double e = run_phase("ms", cli_meta_one, 1, &f5);
+    double g = run_phase("mc", cli_meta_one, conc, &f6);
 
     printf("%-28s %10s %12s %10s %8s\n", "phase", "total_ms", "ms/snapshot", "snaps/s", "failed");
     printf("%-28s %10.0f %12.1f %10.1f %8d\n", "rbdsnap sequential", a, a / nimg, nimg * 1000.0 / a, f1);
@@ -260,16 +303,23 @@ int main(int argc, char **argv)
     printf("%-28s %10.0f %12.1f %10.1f %8d\n", "rbd CLI sequential", cc, cc / nimg, nimg * 1000.0 / cc, f3);
     snprintf(lbl, sizeof(lbl), "rbd CLI concurrency %d", conc);
     printf("%-28s %10.0f %12.1f %10.1f %8d\n", lbl, d, d / nimg, nimg * 1000.0 / d, f4);
-    printf("ratio sequential   (rbd CLI / rbdsnap): %.1fx\n", cc / a);
-    printf("ratio concurrency %d (rbd CLI / rbdsnap): %.1fx\n", conc, d / b);
+    printf("%-28s %10.0f %12.1f %10.1f %8d\n", "rbd CLI+meta sequential", e, e / nimg, nimg * 1000.0 / e, f5);
+    snprintf(lbl, sizeof(lbl), "rbd CLI+meta concurrency %d", conc);
+    printf("%-28s %10.0f %12.1f %10.1f %8d\n", lbl, g, g / nimg, nimg * 1000.0 / g, f6);
+    printf("ratio sequential    (rbd CLI, Nova's commands only / rbdsnap): %.1fx\n", cc / a);
+    printf("ratio concurrency %d (rbd CLI, Nova's commands only / rbdsnap): %.1fx\n", conc, d / b);
+    printf("ratio sequential    (rbd CLI, same work incl. provenance tags / rbdsnap): %.1fx\n", e / a);
+    printf("ratio concurrency %d (rbd CLI, same work incl. provenance tags / rbdsnap): %.1fx\n", conc, g / b);
 
     cleanup_phase("fs");
     cleanup_phase("fc");
     cleanup_phase("cs");
     cleanup_phase("cc");
+    cleanup_phase("ms");
+    cleanup_phase("mc");
     cleanup_sources();
     free(srcs);
     rs_journal_close(journal);
     rs_cluster_unref(cl);
-    return (f1 || f2 || f3 || f4) ? 1 : 0;
+    return (f1 || f2 || f3 || f4 || f5 || f6) ? 1 : 0;
 }

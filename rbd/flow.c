@@ -286,7 +286,44 @@ struct flow {
     const rs_flow_request *req;
     rs_job *job;
     rs_journal *j;
+    /* Images kept open from their first step to the end of the run: one
+     * open and one exclusive-lock acquisition per image, not per step. */
+    rs_rbd_image *src[RS_JOB_MAX_DISKS];
+    rs_rbd_image *dst[RS_JOB_MAX_DISKS];
 };
+
+static int src_image(struct flow *f, int disk, rs_rbd_image **h, rs_error *err)
+{
+    if (!f->src[disk]) {
+        int rc = rs_rbd_image_open(f->cl, f->job->src_pool, f->job->disks[disk].image,
+                                   &f->src[disk], err);
+        if (rc < 0)
+            return rc;
+    }
+    *h = f->src[disk];
+    return 0;
+}
+
+static int dst_image(struct flow *f, int disk, rs_rbd_image **h, rs_error *err)
+{
+    if (!f->dst[disk]) {
+        int rc = rs_rbd_image_open(f->cl, f->job->dest_pool, f->job->disks[disk].clone,
+                                   &f->dst[disk], err);
+        if (rc < 0)
+            return rc;
+    }
+    *h = f->dst[disk];
+    return 0;
+}
+
+static void close_images(struct flow *f)
+{
+    for (int i = 0; i < RS_JOB_MAX_DISKS; i++) {
+        rs_rbd_image_close(f->src[i]);
+        rs_rbd_image_close(f->dst[i]);
+        f->src[i] = f->dst[i] = NULL;
+    }
+}
 
 static int fail_point(rs_job *job, const char *name, int disk, rs_error *err)
 {
@@ -362,15 +399,20 @@ static int flatten_disk(rs_cluster *cl, rs_job *job, int disk, rs_flow_progress_
     return rc;
 }
 
-static int remove_source_snap(rs_cluster *cl, rs_job *job, int disk, rs_error *err)
+static int remove_source_snap(struct flow *f, int disk, rs_error *err)
 {
+    rs_job *job = f->job;
     rs_job_disk *d = &job->disks[disk];
     char key[RS_JOB_NAME_MAX + 16];
-    int rc = rs_rbd_snap_remove(cl, job->src_pool, d->image, d->snap, job->clone_format == 1, err);
+    rs_rbd_image *h = NULL;
+    int rc = src_image(f, disk, &h, err);
+    if (rc < 0)
+        return rc;
+    rc = rs_rbd_h_snap_remove(h, d->snap, job->clone_format == 1, err);
     if (rc < 0)
         return rc;
     snprintf(key, sizeof(key), RS_MD_SNAP_PREFIX "%s", d->snap);
-    rc = rs_rbd_metadata_remove(cl, job->src_pool, d->image, key, err);
+    rc = rs_rbd_h_metadata_remove(h, key, err);
     if (rc == 0)
         d->src_snap_removed = true;
     return rc;
@@ -381,17 +423,23 @@ static int do_step(struct flow *f, rs_step s, int disk, rs_error *err)
     rs_job *job = f->job;
     rs_job_disk *d = &job->disks[disk];
     rs_cluster *cl = f->cl;
+    rs_rbd_image *h = NULL;
+    int rc;
 
     switch (s) {
     case RS_STEP_TAG_SOURCE: {
         char key[RS_JOB_NAME_MAX + 16];
+        const char *keys[1] = { key }, *vals[1] = { job->id };
         snprintf(key, sizeof(key), RS_MD_SNAP_PREFIX "%s", d->snap);
-        return rs_rbd_metadata_set(cl, job->src_pool, d->image, key, job->id, err);
+        rc = src_image(f, disk, &h, err);
+        return rc < 0 ? rc : rs_rbd_h_metadata_set_many(h, keys, vals, 1, err);
     }
     case RS_STEP_SNAP_CREATE:
-        return rs_rbd_snap_create(cl, job->src_pool, d->image, d->snap, err);
+        rc = src_image(f, disk, &h, err);
+        return rc < 0 ? rc : rs_rbd_h_snap_create(h, d->snap, err);
     case RS_STEP_SNAP_PROTECT:
-        return rs_rbd_snap_protect(cl, job->src_pool, d->image, d->snap, err);
+        rc = src_image(f, disk, &h, err);
+        return rc < 0 ? rc : rs_rbd_h_snap_protect(h, d->snap, err);
     case RS_STEP_CLONE:
         return rs_rbd_clone(cl, job->src_pool, d->image, d->snap, job->dest_pool, d->clone,
                             job->clone_format, err);
@@ -403,17 +451,24 @@ static int do_step(struct flow *f, rs_step s, int disk, rs_error *err)
                                RS_MD_VERSION, RS_MD_ROLE, RS_MD_SOURCE };
         const char *vals[] = { job->id, job->instance_uuid, created, RBDSNAP_VERSION, "clone",
                                source };
-        return rs_rbd_metadata_set_many(cl, job->dest_pool, d->clone, keys, vals, 6, err);
+        rc = dst_image(f, disk, &h, err);
+        return rc < 0 ? rc : rs_rbd_h_metadata_set_many(h, keys, vals, 6, err);
     }
     case RS_STEP_FLATTEN:
+        /* Flatten on its own handle (it may run long and be cancelled);
+         * ours would hold the exclusive lock it needs. */
+        rs_rbd_image_close(f->dst[disk]);
+        f->dst[disk] = NULL;
         return flatten_disk(cl, job, disk, f->req ? f->req->progress : NULL,
                             f->req ? f->req->progress_arg : NULL, err);
     case RS_STEP_CLONE_SNAP_CREATE:
-        return rs_rbd_snap_create(cl, job->dest_pool, d->clone, RS_FLOW_CLONE_SNAP, err);
+        rc = dst_image(f, disk, &h, err);
+        return rc < 0 ? rc : rs_rbd_h_snap_create(h, RS_FLOW_CLONE_SNAP, err);
     case RS_STEP_CLONE_SNAP_PROTECT:
-        return rs_rbd_snap_protect(cl, job->dest_pool, d->clone, RS_FLOW_CLONE_SNAP, err);
+        rc = dst_image(f, disk, &h, err);
+        return rc < 0 ? rc : rs_rbd_h_snap_protect(h, RS_FLOW_CLONE_SNAP, err);
     case RS_STEP_SOURCE_SNAP_REMOVE:
-        return remove_source_snap(cl, job, disk, err);
+        return remove_source_snap(f, disk, err);
     default:
         return rs_error_set(err, -EINVAL, "job %s: unknown step %d", job->id, (int)s);
     }
@@ -520,9 +575,12 @@ static int snap_phase(struct flow *f, uint64_t *freeze_us, rs_error *err)
     t0 = rs_now_us();
     for (size_t i = 0; i < job->ndisks && rc == 0; i++) {
         rc = fail_point(job, "rbd.flow.snap_create", (int)i, err);
-        if (rc == 0)
-            rc = rs_rbd_snap_create(f->cl, job->src_pool, job->disks[i].image, job->disks[i].snap,
-                                    err);
+        if (rc == 0) {
+            rs_rbd_image *h = NULL;
+            rc = src_image(f, (int)i, &h, err);
+            if (rc == 0)
+                rc = rs_rbd_h_snap_create(h, job->disks[i].snap, err);
+        }
         if (rc == 0) {
             job->disks[i].step_done = true;
             rc = fail_point(job, "rbd.flow.snap_create.done", (int)i, err);
@@ -606,18 +664,27 @@ int rs_flow_run(rs_cluster *cl, const rs_flow_request *req, rs_flow_result *res,
         if (rc == 0 && (job->clone_format == 2 || job->disks[k].flattened))
             rc = step(&f, RS_STEP_SOURCE_SNAP_REMOVE, k, err);
     }
-    for (size_t i = 0; i < job->ndisks && rc == 0; i++)
-        rc = rs_rbd_image_size(cl, job->dest_pool, job->disks[i].clone, NULL, &res->disks[i].size,
-                               err);
+    for (size_t i = 0; i < job->ndisks && rc == 0; i++) {
+        rs_rbd_image *h = NULL;
+        rc = dst_image(&f, (int)i, &h, err);
+        if (rc == 0)
+            rc = rs_rbd_h_size(h, &res->disks[i].size, err);
+    }
+    /* Release the images (and their exclusive locks) before any rollback
+     * or completion works on them by name. */
+    close_images(&f);
 
     if (rc < 0) {
         rs_error rberr = RS_ERROR_INIT;
         snprintf(job->error, sizeof(job->error), "%s", rs_error_msg(err));
         rs_warn("job=%s msg=\"failed, rolling back\" error=\"%s\" rc=%d", job->id,
                 rs_error_msg(err), rc);
-        if (rs_flow_rollback(cl, f.j, job, &rberr) < 0)
-            rs_error_prefix(err, "%s; and rollback failed (%s); left for recover",
-                            rs_error_msg(&rberr), "see journal");
+        if (rs_flow_rollback(cl, f.j, job, &rberr) < 0) {
+            char first[RS_ERROR_MSG_MAX];
+            snprintf(first, sizeof(first), "%s", rs_error_msg(err));
+            rs_error_reset(err, rc, "%.400s; rollback incomplete (%.400s), left for rbdsnap recover",
+                           first, rs_error_msg(&rberr));
+        }
         fill_result(cl, job, res);
         res->duration_us = rs_now_us() - t0;
         return rc;
@@ -667,6 +734,7 @@ int rs_flow_complete(rs_cluster *cl, rs_journal *j, rs_job *job, rs_flow_progres
         if (rc == 0 && job->clone_format == 1)
             rc = step(&f, RS_STEP_SOURCE_SNAP_REMOVE, k, err);
     }
+    close_images(&f);
     if (rc == 0) {
         job->state = RS_JOB_DONE;
         for (size_t i = 0; i < job->ndisks; i++)

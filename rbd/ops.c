@@ -269,6 +269,18 @@ int rs_rbd_get_parent(rs_cluster *cl, const char *pool, const char *image, char 
 
 /* ---- snapshots ------------------------------------------------------- */
 
+static int img_snap_create(rbd_image_t img, const char *pool, const char *image,
+                           const char *snap, rs_error *err)
+{
+    int rc = rbd_snap_create2(img, snap, RBD_SNAP_CREATE_SKIP_QUIESCE, NULL, NULL);
+    if (rc == -EEXIST)
+        return 0;
+    if (rc < 0)
+        return rs_error_set(err, rc, "%s/%s@%s: snap create failed: %s", pool, image, snap,
+                            strerror(-rc));
+    return 0;
+}
+
 static int w_snap_create(rados_ioctx_t io, void *p, rs_error *err)
 {
     struct a_img *a = p;
@@ -276,14 +288,9 @@ static int w_snap_create(rados_ioctx_t io, void *p, rs_error *err)
     int rc = open_image(io, a->pool, a->image, NULL, false, &img, err);
     if (rc < 0)
         return rc;
-    rc = rbd_snap_create2(img, a->snap, RBD_SNAP_CREATE_SKIP_QUIESCE, NULL, NULL);
+    rc = img_snap_create(img, a->pool, a->image, a->snap, err);
     rbd_close(img);
-    if (rc == -EEXIST)
-        return 0;
-    if (rc < 0)
-        return rs_error_set(err, rc, "%s/%s@%s: snap create failed: %s", a->pool, a->image,
-                            a->snap, strerror(-rc));
-    return 0;
+    return rc;
 }
 
 int rs_rbd_snap_create(rs_cluster *cl, const char *pool, const char *image, const char *snap,
@@ -319,26 +326,33 @@ int rs_rbd_snap_exists(rs_cluster *cl, const char *pool, const char *image, cons
     return with_ioctx(cl, pool, w_snap_exists, &a, err);
 }
 
+static int img_protect(rbd_image_t img, const char *pool, const char *image, const char *snap,
+                       rs_error *err)
+{
+    int is = 0;
+    int rc = rbd_snap_is_protected(img, snap, &is);
+    if (rc == 0 && !is)
+        rc = rbd_snap_protect(img, snap);
+    if (rc == -EBUSY)              /* already protected */
+        return 0;
+    if (rc == -ENOENT)
+        return rs_error_set(err, rc, "%s/%s@%s: snapshot not found", pool, image, snap);
+    if (rc < 0)
+        return rs_error_set(err, rc, "%s/%s@%s: protect failed: %s", pool, image, snap,
+                            strerror(-rc));
+    return 0;
+}
+
 static int w_protect(rados_ioctx_t io, void *p, rs_error *err)
 {
     struct a_img *a = p;
     rbd_image_t img;
-    int is = 0;
     int rc = open_image(io, a->pool, a->image, NULL, false, &img, err);
     if (rc < 0)
         return rc;
-    rc = rbd_snap_is_protected(img, a->snap, &is);
-    if (rc == 0 && !is)
-        rc = rbd_snap_protect(img, a->snap);
+    rc = img_protect(img, a->pool, a->image, a->snap, err);
     rbd_close(img);
-    if (rc == -EBUSY)              /* already protected */
-        return 0;
-    if (rc == -ENOENT)
-        return rs_error_set(err, rc, "%s/%s@%s: snapshot not found", a->pool, a->image, a->snap);
-    if (rc < 0)
-        return rs_error_set(err, rc, "%s/%s@%s: protect failed: %s", a->pool, a->image, a->snap,
-                            strerror(-rc));
-    return 0;
+    return rc;
 }
 
 int rs_rbd_snap_protect(rs_cluster *cl, const char *pool, const char *image, const char *snap,
@@ -404,6 +418,21 @@ int rs_rbd_snap_is_protected(rs_cluster *cl, const char *pool, const char *image
     return with_ioctx(cl, pool, w_is_protected, &a, err);
 }
 
+static int img_snap_remove(rbd_image_t img, const char *pool, const char *image,
+                           const char *snap, bool unprotect, rs_error *err)
+{
+    int rc = rbd_snap_remove2(img, snap, unprotect ? RBD_SNAP_REMOVE_UNPROTECT : 0, NULL, NULL);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == -EBUSY)
+        return rs_error_set(err, rc, "%s/%s@%s: cannot remove: protected or has clones", pool,
+                            image, snap);
+    if (rc < 0)
+        return rs_error_set(err, rc, "%s/%s@%s: snap remove failed: %s", pool, image, snap,
+                            strerror(-rc));
+    return 0;
+}
+
 static int w_snap_remove(rados_ioctx_t io, void *p, rs_error *err)
 {
     struct a_img *a = p;
@@ -413,17 +442,9 @@ static int w_snap_remove(rados_ioctx_t io, void *p, rs_error *err)
         return 0;
     if (rc < 0)
         return rs_error_set(err, rc, "%s/%s: open failed: %s", a->pool, a->image, strerror(-rc));
-    rc = rbd_snap_remove2(img, a->snap, a->unprotect ? RBD_SNAP_REMOVE_UNPROTECT : 0, NULL, NULL);
+    rc = img_snap_remove(img, a->pool, a->image, a->snap, a->unprotect, err);
     rbd_close(img);
-    if (rc == -ENOENT)
-        return 0;
-    if (rc == -EBUSY)
-        return rs_error_set(err, rc, "%s/%s@%s: cannot remove: protected or has clones",
-                            a->pool, a->image, a->snap);
-    if (rc < 0)
-        return rs_error_set(err, rc, "%s/%s@%s: snap remove failed: %s", a->pool, a->image,
-                            a->snap, strerror(-rc));
-    return 0;
+    return rc;
 }
 
 int rs_rbd_snap_remove(rs_cluster *cl, const char *pool, const char *image, const char *snap,
@@ -713,6 +734,20 @@ struct a_many {
     size_t n;
 };
 
+static int img_md_set_many(rbd_image_t img, const char *pool, const char *image,
+                           const char *const *keys, const char *const *values, size_t n,
+                           rs_error *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = rbd_metadata_set(img, keys[i], values[i]);
+        if (rc < 0)
+            rs_error_set(err, rc, "%s/%s: metadata set %s: %s", pool, image, keys[i],
+                         strerror(-rc));
+    }
+    return rc;
+}
+
 static int w_md_set_many(rados_ioctx_t io, void *p, rs_error *err)
 {
     struct a_many *a = p;
@@ -720,12 +755,7 @@ static int w_md_set_many(rados_ioctx_t io, void *p, rs_error *err)
     int rc = open_image(io, a->pool, a->image, NULL, false, &img, err);
     if (rc < 0)
         return rc;
-    for (size_t i = 0; i < a->n && rc == 0; i++) {
-        rc = rbd_metadata_set(img, a->keys[i], a->values[i]);
-        if (rc < 0)
-            rs_error_set(err, rc, "%s/%s: metadata set %s: %s", a->pool, a->image, a->keys[i],
-                         strerror(-rc));
-    }
+    rc = img_md_set_many(img, a->pool, a->image, a->keys, a->values, a->n, err);
     rbd_close(img);
     return rc;
 }
@@ -765,6 +795,18 @@ int rs_rbd_metadata_get(rs_cluster *cl, const char *pool, const char *image, con
     return with_ioctx(cl, pool, w_md_get, &a, err);
 }
 
+static int img_md_remove(rbd_image_t img, const char *pool, const char *image, const char *key,
+                         rs_error *err)
+{
+    int rc = rbd_metadata_remove(img, key);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rs_error_set(err, rc, "%s/%s: metadata remove %s: %s", pool, image, key,
+                            strerror(-rc));
+    return 0;
+}
+
 static int w_md_remove(rados_ioctx_t io, void *p, rs_error *err)
 {
     struct a_img *a = p;
@@ -774,14 +816,9 @@ static int w_md_remove(rados_ioctx_t io, void *p, rs_error *err)
         return 0;
     if (rc < 0)
         return rs_error_set(err, rc, "%s/%s: open failed: %s", a->pool, a->image, strerror(-rc));
-    rc = rbd_metadata_remove(img, a->key);
+    rc = img_md_remove(img, a->pool, a->image, a->key, err);
     rbd_close(img);
-    if (rc == -ENOENT)
-        return 0;
-    if (rc < 0)
-        return rs_error_set(err, rc, "%s/%s: metadata remove %s: %s", a->pool, a->image, a->key,
-                            strerror(-rc));
-    return 0;
+    return rc;
 }
 
 int rs_rbd_metadata_remove(rs_cluster *cl, const char *pool, const char *image,
@@ -991,5 +1028,104 @@ int rs_rbd_clone_format_auto(rs_cluster *cl, int *format, rs_error *err)
     rs_debug("msg=\"clone format auto\" require_min_compat_client=%s format=%d",
              rel ? rel : "?", *format);
     json_decref(root);
+    return 0;
+}
+
+/* ---- open image handles ------------------------------------------------ */
+
+struct rs_rbd_image {
+    rs_cluster *cl;
+    void *io;
+    rbd_image_t img;
+    char *pool, *name;
+    int last_rc;
+};
+
+int rs_rbd_image_open(rs_cluster *cl, const char *pool, const char *image, rs_rbd_image **out,
+                      rs_error *err)
+{
+    rs_rbd_image *h = calloc(1, sizeof(*h));
+    int rc;
+
+    if (!h)
+        return rs_error_set(err, -ENOMEM, "out of memory");
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rs_error tmp = RS_ERROR_INIT;
+        rc = rs_cluster_ioctx_get(cl, pool, &h->io, &tmp);
+        if (rc == 0) {
+            rc = open_image((rados_ioctx_t)h->io, pool, image, NULL, false, &h->img, &tmp);
+            if (rc < 0)
+                rs_cluster_ioctx_put_rc(cl, h->io, rc);
+        }
+        if (rc == 0)
+            break;
+        if (!rs_cluster_rc_is_disconnect(rc) || attempt == 1) {
+            if (err && !rs_error_isset(err))
+                *err = tmp;
+            free(h);
+            return rc;
+        }
+    }
+    h->cl = cl;
+    h->pool = strdup(pool);
+    h->name = strdup(image);
+    if (!h->pool || !h->name) {
+        rs_rbd_image_close(h);
+        return rs_error_set(err, -ENOMEM, "out of memory");
+    }
+    *out = h;
+    return 0;
+}
+
+void rs_rbd_image_close(rs_rbd_image *h)
+{
+    if (!h)
+        return;
+    rbd_close(h->img);
+    rs_cluster_ioctx_put_rc(h->cl, h->io, h->last_rc);
+    free(h->pool);
+    free(h->name);
+    free(h);
+}
+
+static int h_rc(rs_rbd_image *h, int rc)
+{
+    if (rc < 0 && rs_cluster_rc_is_disconnect(rc))
+        h->last_rc = rc;
+    return rc;
+}
+
+int rs_rbd_h_snap_create(rs_rbd_image *h, const char *snap, rs_error *err)
+{
+    return h_rc(h, img_snap_create(h->img, h->pool, h->name, snap, err));
+}
+
+int rs_rbd_h_snap_protect(rs_rbd_image *h, const char *snap, rs_error *err)
+{
+    return h_rc(h, img_protect(h->img, h->pool, h->name, snap, err));
+}
+
+int rs_rbd_h_snap_remove(rs_rbd_image *h, const char *snap, bool unprotect, rs_error *err)
+{
+    return h_rc(h, img_snap_remove(h->img, h->pool, h->name, snap, unprotect, err));
+}
+
+int rs_rbd_h_metadata_set_many(rs_rbd_image *h, const char *const *keys,
+                               const char *const *values, size_t n, rs_error *err)
+{
+    return h_rc(h, img_md_set_many(h->img, h->pool, h->name, keys, values, n, err));
+}
+
+int rs_rbd_h_metadata_remove(rs_rbd_image *h, const char *key, rs_error *err)
+{
+    return h_rc(h, img_md_remove(h->img, h->pool, h->name, key, err));
+}
+
+int rs_rbd_h_size(rs_rbd_image *h, uint64_t *size, rs_error *err)
+{
+    int rc = rbd_get_size(h->img, size);
+    if (rc < 0)
+        return h_rc(h, rs_error_set(err, rc, "%s/%s: get size: %s", h->pool, h->name,
+                                    strerror(-rc)));
     return 0;
 }

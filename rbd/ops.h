@@ -126,6 +126,23 @@ int rs_rbd_write(rs_cluster *cl, const char *pool, const char *image, uint64_t o
 int rs_rbd_checksum(rs_cluster *cl, const char *pool, const char *image, const char *snap,
                     uint64_t *sum, rs_error *err);
 
+/* Open handles, for callers doing several things to one image in a row
+ * (the flow): one open, one exclusive-lock acquisition, one close instead
+ * of one per call.  Same idempotence and error rules as above; no retry on
+ * a lost connection (the close retires it).  The handle must not be shared
+ * between threads. */
+typedef struct rs_rbd_image rs_rbd_image;
+int rs_rbd_image_open(rs_cluster *cl, const char *pool, const char *image, rs_rbd_image **out,
+                      rs_error *err);
+void rs_rbd_image_close(rs_rbd_image *h);            /* NULL is fine */
+int rs_rbd_h_snap_create(rs_rbd_image *h, const char *snap, rs_error *err);
+int rs_rbd_h_snap_protect(rs_rbd_image *h, const char *snap, rs_error *err);
+int rs_rbd_h_snap_remove(rs_rbd_image *h, const char *snap, bool unprotect, rs_error *err);
+int rs_rbd_h_metadata_set_many(rs_rbd_image *h, const char *const *keys,
+                               const char *const *values, size_t n, rs_error *err);
+int rs_rbd_h_metadata_remove(rs_rbd_image *h, const char *key, rs_error *err);
+int rs_rbd_h_size(rs_rbd_image *h, uint64_t *size, rs_error *err);
+
 /* Clone format the cluster allows: 2 if require_min_compat_client >=
  * mimic (from `osd dump`), else 1. */
 int rs_rbd_clone_format_auto(rs_cluster *cl, int *format, rs_error *err);
