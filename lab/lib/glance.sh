@@ -153,10 +153,13 @@ _lab_glance_db() {
     fi
 }
 
-_lab_glance_running() { # NAME
+_lab_glance_running() { # NAME PORT
     local d
     d=$(_lab_glance_dir "$1")
-    [[ $(cat "$d/created" 2>/dev/null) == "$LAB_PORT_BASE" ]] && lab_pid_alive "$1"
+    # Alive is not enough: a process spawned early (lab_<comp>_early) or
+    # still booting does not answer yet.
+    [[ $(cat "$d/created" 2>/dev/null) == "$LAB_PORT_BASE" ]] && lab_pid_alive "$1" &&
+        [[ $(curl -s -o /dev/null -m 5 -w '%{http_code}' "http://127.0.0.1:$2/healthcheck") == 200 ]]
 }
 
 # _lab_glance_spawn NAME PORT KEYSTONE(0|1): prepare the state dir and
@@ -194,12 +197,12 @@ _lab_glance_start() { # NAME PORT KEYSTONE(0|1) ENVVAR
     lab_env_set "$envvar" "$url"
 }
 
-lab_glance_running() { _lab_glance_running glance; }
+lab_glance_running() { _lab_glance_running glance "$(lab_port 101)"; }
 lab_glance_start() { _lab_glance_start glance "$(lab_port 101)" 0 GLANCE_URL; }
 lab_glance_stop() { lab_pid_stop glance 10; }
 lab_glance_early() { _lab_glance_spawn glance "$(lab_port 101)" 0; }
 
-lab_glance_keystone_running() { _lab_glance_running glance-keystone; }
+lab_glance_keystone_running() { _lab_glance_running glance-keystone "$(lab_port 102)"; }
 lab_glance_keystone_start() {
     _lab_glance_start glance-keystone "$(lab_port 102)" 1 GLANCE_KS_URL
 }

@@ -250,7 +250,8 @@ SQL
 
 lab_keystone_running() {
     [[ $(cat "$LAB_KS_DIR/created" 2>/dev/null) == "$LAB_PORT_BASE" ]] &&
-        lab_pid_alive keystone
+        lab_pid_alive keystone &&
+        [[ $(curl -s -o /dev/null -m 5 -w '%{http_code}' "http://127.0.0.1:$(lab_port 100)/v3") == 200 ]]
 }
 
 lab_keystone_start() {
