@@ -45,6 +45,8 @@ static const char *const c_quiesce[] = { "required", "optional", "off", NULL };
 static const char *const c_gauth[] = { "none", "password", "application_credential", NULL };
 static const char *const c_iface[] = { "public", "internal", "admin", NULL };
 static const char *const c_dauth[] = { "keystone", "none", NULL };
+static const char *const c_fmode[] = { "auto", "live", "cold", NULL };
+static const char *const c_fupload[] = { "rbd", "glance", NULL };
 
 #define S(p, f, d) { p, K_STR, OFF(f), d, 0, 0, 0, NULL, false, false }
 #define SN(p, f, d) { p, K_STR, OFF(f), d, 0, 0, 0, NULL, false, true }
@@ -76,6 +78,8 @@ static const conf_key keys[] = {
     SN("snapshot.snap_prefix", snapshot.snap_prefix, "rbdsnap-"),
     SN("snapshot.journal_dir", snapshot.journal_dir, "/var/lib/rbdsnap/journal"),
     SN("snapshot.work_dir", snapshot.work_dir, "/var/lib/rbdsnap/work"),
+    SC("snapshot.file_mode", snapshot.file_mode, "auto", c_fmode),
+    SC("snapshot.file_upload", snapshot.file_upload, "rbd", c_fupload),
 
     S("glance.url", glance.url, ""),
     SC("glance.auth", glance.auth, "none", c_gauth),

@@ -36,6 +36,8 @@ typedef struct rs_conf_snapshot {
     char *snap_prefix;
     char *journal_dir;      /* CLI journal (files); the daemon uses RADOS */
     char *work_dir;         /* temporary files of the file-backed path */
+    char *file_mode;        /* file-backed: auto|live|cold */
+    char *file_upload;      /* file-backed: rbd|glance */
 } rs_conf_snapshot;
 
 typedef struct rs_conf_glance {

@@ -57,6 +57,8 @@ typedef struct rs_snapshot_req {
     const char *name;           /* Glance image name */
     const char *flatten;        /* no|yes|deferred; NULL = conf */
     const char *quiesce;        /* required|optional|off; NULL = conf */
+    const char *mode;           /* file-backed: auto|live|cold; NULL = conf */
+    const char *upload;         /* file-backed: rbd|glance; NULL = conf */
     const char *base_image_ref, *owner_id, *user_id;
     const rs_kv *props;
     size_t nprops;
@@ -99,6 +101,8 @@ typedef struct rs_snapshot_result {
     uint64_t bytes_flattened;
     size_t ndisks;
     bool leftovers;             /* the rollback failed: the journal must keep the job */
+    char mode[8];               /* file-backed: "live" or "cold"; "" for RBD disks */
+    uint64_t downtime_ms;       /* file-backed cold copy: guest down (saved) */
 } rs_snapshot_result;
 
 /* Resolve the request to disks (checking they exist): -ENOENT names what is
