@@ -27,7 +27,7 @@
 
 static const char help[] =
     "Usage: rbdsnap gc [--dry-run] [--grace SECONDS] [--max-items N] [--max-seconds N]\n"
-    "                  [--pool POOL]... [--wait] [--format plain|json] [options]\n"
+    "                  [--pool POOL]... [--match TEXT] [--wait] [--format plain|json]\n"
     "Find the debris that snapshots, deletes and crashes leave in the pools and in\n"
     "Glance (*_to_be_deleted_by_glance trees, RBD trash entries, orphan clones,\n"
     "unused source snapshots, stuck Glance records), report it, and remove what is\n"
@@ -40,10 +40,12 @@ static const char help[] =
     "  --max-seconds N    time budget, 0 = none (default gc.max_seconds)\n"
     "  --pool POOL        also scan POOL (repeatable; the source and destination\n"
     "                     pools are always scanned)\n"
+    "  --match TEXT       only consider images whose name contains TEXT (targeted\n"
+    "                     clean-up; Glance and the other images still protect)\n"
     "  --wait             wait for another running reaper instead of failing\n"
     RS_CLI_COMMON_HELP;
 
-enum { OPT_DRY_RUN = 1200, OPT_GRACE, OPT_MAX_ITEMS, OPT_MAX_SECONDS, OPT_POOL, OPT_WAIT };
+enum { OPT_DRY_RUN = 1200, OPT_GRACE, OPT_MAX_ITEMS, OPT_MAX_SECONDS, OPT_POOL, OPT_WAIT, OPT_MATCH };
 
 static int parse_int(const char *s, long max, long *out)
 {
@@ -93,12 +95,14 @@ int rs_cli_cmd_gc(rs_cli *cli, int argc, char **argv)
         { "max-seconds", required_argument, NULL, OPT_MAX_SECONDS },
         { "pool", required_argument, NULL, OPT_POOL },
         { "wait", no_argument, NULL, OPT_WAIT },
+        { "match", required_argument, NULL, OPT_MATCH },
         { NULL, 0, NULL, 0 },
     };
     const char *pools[32];
     size_t npools = 0;
     long grace = -1, max_items = -1, max_seconds = -1;
     bool dry_run = false, wait = false;
+    const char *match = NULL;
     rs_error err = RS_ERROR_INIT;
     rs_cluster *cl = NULL;
     rs_glance *glance = NULL;
@@ -110,6 +114,11 @@ int rs_cli_cmd_gc(rs_cli *cli, int argc, char **argv)
         switch (c) {
         case OPT_DRY_RUN: dry_run = true; break;
         case OPT_WAIT: wait = true; break;
+        case OPT_MATCH:
+            if (!*optarg)
+                return rs_cli_usage_error(cli, "--match: empty text");
+            match = optarg;
+            break;
         case OPT_GRACE:
             if (parse_int(optarg, INT_MAX, &grace) < 0)
                 return rs_cli_usage_error(cli, "--grace: not a number of seconds: \"%s\"", optarg);
@@ -170,6 +179,7 @@ int rs_cli_cmd_gc(rs_cli *cli, int argc, char **argv)
     o.extra_pools = pools;
     o.nextra_pools = npools;
     o.wait_lock = wait;
+    o.name_filter = match;
     o.read_cli_journal = true;
 
     rs_reaper_cycle_result res;

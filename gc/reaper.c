@@ -197,7 +197,7 @@ int rs_reaper_cycle(rs_cluster *cl, rs_glance *glance, const rs_reaper_cycle_opt
         .pools = pools, .npools = np, .nova_pool = c->snapshot.source_pool,
         .journal_pool = c->journal.pool, .journal_ns = c->journal.namespace_,
         .journal_dir = o->read_cli_journal ? c->snapshot.journal_dir : NULL,
-        .threads = 8, .lock_owners = true, .stop = o->stop,
+        .threads = 8, .lock_owners = true, .stop = o->stop, .name_filter = o->name_filter,
         .job_lock = o->job_lock, .job_lock_arg = o->job_lock_arg,
     };
     rc = rs_gc_scan(cl, glance, &so, &g, &res->scan, err);

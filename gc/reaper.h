@@ -53,6 +53,7 @@ typedef struct rs_reaper_cycle_opts {
     int max_seconds;             /* < 0: gc.max_seconds (0 = no limit) */
     const char *const *extra_pools;
     size_t nextra_pools;
+    const char *name_filter;     /* only images whose name contains it (scan.h) */
     bool wait_lock;              /* wait for another reaper instead of -EBUSY */
     bool no_lock;                /* tests only: skip the RADOS lock */
     bool read_cli_journal;       /* honour the CLI's file journal (snapshot.journal_dir) */

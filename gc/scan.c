@@ -52,6 +52,7 @@ int64_t rs_gc_parse_time(const char *s)
 
 typedef struct glance_ctx {
     rs_gc_graph *g;
+    const char *filter;
     size_t n;
     rs_error err;
 } glance_ctx;
@@ -75,6 +76,15 @@ static int add_record(void *arg, const rs_glance_image *img)
     if (rc < 0)
         return rc;
     c->n++;
+    /* With a name filter, a record outside it must not be acted on either:
+     * its job counts as running, which only ever protects more. */
+    const char *job = rs_glance_image_prop(img, "rbdsnap_job_id");
+    if (c->filter && job && *job && !strstr(img->id, c->filter) &&
+        !(img->name && strstr(img->name, c->filter))) {
+        rc = rs_gc_graph_add_running_job(c->g, job, &c->err);
+        if (rc < 0 && rc != -EEXIST)
+            return rc;
+    }
     for (size_t i = 0; i < img->nprops; i++) {
         rc = rs_gc_graph_set_glance_property(c->g, img->id, img->props[i].key,
                                              img->props[i].value, &c->err);
@@ -96,9 +106,10 @@ static int add_record(void *arg, const rs_glance_image *img)
     return 0;
 }
 
-static void scan_glance(rs_glance *glance, rs_gc_graph *g, rs_gc_scan_stats *st)
+static void scan_glance(rs_glance *glance, const char *filter, rs_gc_graph *g,
+                        rs_gc_scan_stats *st)
 {
-    glance_ctx c = { .g = g, .err = RS_ERROR_INIT };
+    glance_ctx c = { .g = g, .filter = filter, .err = RS_ERROR_INIT };
     rs_glance_filter f = { .limit = 1000 };
     rs_error err = RS_ERROR_INIT;
     uint64_t t0 = rs_now_ms();
@@ -267,7 +278,7 @@ int rs_gc_scan(rs_cluster *cl, rs_glance *glance, const rs_gc_scan_opts *o, rs_g
     if (rc < 0)
         return rc;
 
-    scan_glance(glance, g, stats);
+    scan_glance(glance, o->name_filter, g, stats);
 
     if (o->journal_pool) {
         rc = add_jobs_rados(cl, o, g, stats, err);
@@ -303,6 +314,8 @@ int rs_gc_scan(rs_cluster *cl, rs_glance *glance, const rs_gc_scan_opts *o, rs_g
             goto fail;
         stats->vanished += inv->nvanished;
         for (size_t i = 0; i < inv->nimages && rc == 0; i++) {
+            if (o->name_filter && !strstr(inv->images[i].name, o->name_filter))
+                continue;
             if (inv->images[i].error) {
                 stats->unreadable++;
                 continue;

@@ -36,6 +36,12 @@ typedef struct rs_gc_scan_opts {
     const char *journal_ns;
     const char *journal_dir;    /* CLI file journal; NULL = not read */
     int threads;                /* parallel image opens; <= 0 = 8 */
+    /* Only images (and trash entries) whose name contains this substring
+     * enter the graph; NULL = all.  Glance records and jobs are always
+     * read in full, and an image left out still keeps its ancestors alive
+     * (it is an explicit child of their snapshots), so filtering narrows
+     * what is deleted, never what is protected. */
+    const char *name_filter;
     bool lock_owners;           /* images with exclusive-lock owners count as locked */
     /* The daemon's job locks: true if a job works on @pool/@image now
      * (asked once per image; such images are added as locked). */
