@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "rbd/ops.h"
+#include "service/snapshot_file.h"
 
 bool rs_snapshot_glance_configured(const rs_conf *conf)
 {
@@ -170,7 +171,9 @@ int rs_snapshot_resolve(const rs_snapshot_env *env, const rs_snapshot_req *req, 
             if (vrc < 0 && vrc != -ENOENT)
                 rs_warn("instance=%s libvirt lookup failed: %s", who, rs_error_msg(&verr));
         }
-        if (dom) {
+        if (dom && rs_snapshot_file_domain(dom)) {
+            rc = 0;     /* file-backed root disk: snapshot_file.c */
+        } else if (dom) {
             rc = disks_from_domain(env, dom, req->all_disks, &pool, &images, &n, err);
         } else if (req->domain) {
             rc = rs_error_set(err, -ENOENT, "domain %s not found%s", req->domain,
@@ -408,6 +411,12 @@ int rs_snapshot_rollback(const rs_snapshot_env *env, const char *image_id, rs_jo
                          rs_error *err)
 {
     int rc = 0;
+    /* A file-backed job: domain repaired, its RBD image removed. */
+    rs_error verr = RS_ERROR_INIT;
+    int vrc = rs_snapshot_file_recover(env, image_id, false, &verr);
+    if (vrc < 0)
+        rc = rs_error_set(err, vrc, "rollback: file-backed job of %s: %s", image_id,
+                          rs_error_msg(&verr));
     if (env->glance && image_id && *image_id) {
         rs_error gerr = RS_ERROR_INIT;
         int grc = rs_glance_image_delete(env->glance, image_id, &gerr);
@@ -492,6 +501,14 @@ int rs_snapshot_run(const rs_snapshot_env *env, const rs_snapshot_req *req,
     rs_snapshot_req r = *req;
     r.job_id = job_id;
     r.image_id = image_id;
+
+    /* A domain whose root disk is a file: live/cold copy (snapshot_file.c). */
+    bool file_backed = false;
+    int frc = rs_snapshot_file_applies(env, &r, &file_backed, err);
+    if (frc < 0)
+        return frc;
+    if (file_backed)
+        return rs_snapshot_file_run(env, &r, obs, res, err);
 
     rs_flatten_mode flatten;
     if (rs_flatten_mode_parse(req->flatten ? req->flatten : conf->snapshot.flatten, &flatten) < 0)
