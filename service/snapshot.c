@@ -504,9 +504,9 @@ int rs_snapshot_run(const rs_snapshot_env *env, const rs_snapshot_req *req,
 
     /* A domain whose root disk is a file: live/cold copy (snapshot_file.c). */
     bool file_backed = false;
-    int frc = rs_snapshot_file_applies(env, &r, &file_backed, err);
-    if (frc < 0)
-        return frc;
+    int arc = rs_snapshot_file_applies(env, &r, &file_backed, err);
+    if (arc < 0)
+        return arc;
     if (file_backed)
         return rs_snapshot_file_run(env, &r, obs, res, err);
 
