@@ -213,9 +213,11 @@ int rs_api_validate_snapshot(const char *body, size_t len, json_t **out, rs_erro
 {
     static const char *const known[] = { "instance_uuid", "domain", "disks", "all_disks",
                                          "name", "flatten", "quiesce", "properties",
-                                         "base_image_ref", "owner_id", "user_id", NULL };
+                                         "base_image_ref", "owner_id", "user_id", "mode",
+                                         "upload", NULL };
     static const char *const c_flatten[] = { "no", "yes", "deferred", NULL };
     static const char *const c_quiesce[] = { "required", "optional", "off", NULL };
+    static const char *const c_mode[] = { "auto", "live", "cold", NULL };
     json_error_t jerr;
     *out = NULL;
     if (!body || len == 0)
@@ -306,9 +308,16 @@ int rs_api_validate_snapshot(const char *body, size_t len, json_t **out, rs_erro
     }
     if ((rc = check_enum(o, "flatten", c_flatten, err)) < 0 ||
         (rc = check_enum(o, "quiesce", c_quiesce, err)) < 0 ||
+        (rc = check_enum(o, "mode", c_mode, err)) < 0 ||
         (rc = check_text(o, "base_image_ref", err)) < 0 ||
         (rc = check_text(o, "owner_id", err)) < 0 || (rc = check_text(o, "user_id", err)) < 0)
         goto out;
+    if ((v = json_object_get(o, "upload")) &&
+        (!json_is_string(v) || (strcmp(json_string_value(v), "rbd") != 0 &&
+                                strcmp(json_string_value(v), "glance") != 0))) {
+        rc = rs_error_set(err, -EINVAL, "field 'upload' must be one of rbd|glance");
+        goto out;
+    }
     if ((v = json_object_get(o, "properties"))) {
         if (!json_is_object(v) || json_object_size(v) > 64) {
             rc = rs_error_set(err, -EINVAL, "field 'properties' must be an object of at most 64 "

@@ -99,6 +99,8 @@ static void view_request(json_t *req, req_view *v)
     v->r.name = jstr(req, "name");
     v->r.flatten = jstr(req, "flatten");
     v->r.quiesce = jstr(req, "quiesce");
+    v->r.mode = jstr(req, "mode");
+    v->r.upload = jstr(req, "upload");
     v->r.base_image_ref = jstr(req, "base_image_ref");
     v->r.owner_id = jstr(req, "owner_id");
     v->r.user_id = jstr(req, "user_id");
@@ -392,6 +394,8 @@ static int run_task(void *opaque, rs_task *t, rs_error *err)
                                "Bytes flattened (clone data copied)", NULL,
                                (double)res.bytes_flattened);
     rs_task_set_freeze(t, res.freeze_ms, res.quiesced, res.warning[0] ? res.warning : NULL);
+    if (res.mode[0])
+        rs_task_set_file(t, res.mode, res.downtime_ms);
     if (rc == -ESHUTDOWN || rc == -ESTALE) {
         /* Stopped at a safe point (or taken over): the journal keeps it. */
         rs_journal_rados_set_active(s->journal, rs_task_id(t), false);

@@ -127,6 +127,9 @@ void rs_task_step_begin(rs_task *j, const char *step);
 void rs_task_step_end(rs_task *j, const char *step, int rc);
 void rs_task_set_progress(rs_task *j, int pct);
 void rs_task_set_freeze(rs_task *j, uint64_t freeze_ms, bool quiesced, const char *warning);
+/* File-backed job: "live"/"cold" and the guest's downtime (job JSON "mode",
+ * "downtime_ms"). */
+void rs_task_set_file(rs_task *j, const char *mode, uint64_t downtime_ms);
 void rs_task_set_error(rs_task *j, int code, const char *msg);
 /* Report done now (flatten=deferred): the runner goes on flattening. */
 void rs_task_mark_done(rs_task *j);

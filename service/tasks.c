@@ -58,6 +58,8 @@ struct rs_task {
     uint64_t freeze_ms;
     bool quiesced;
     char *warning;
+    char file_mode[8];              /* file-backed: live|cold, "" otherwise */
+    uint64_t downtime_ms;
     int err_code;
     char *err_msg;
     int64_t created_at, started_at, finished_at;
@@ -528,6 +530,10 @@ static json_t *job_json_locked(rs_task *j)
         json_object_set_new(o, "finished_at", json_string(finished));
     if (j->warning)
         json_object_set_new(o, "warning", json_string(j->warning));
+    if (j->file_mode[0]) {
+        json_object_set_new(o, "mode", json_string(j->file_mode));
+        json_object_set_new(o, "downtime_ms", json_integer((json_int_t)j->downtime_ms));
+    }
     if (j->flatten_state[0])
         json_object_set_new(o, "flatten", json_pack("{s:s, s:i}", "state", j->flatten_state,
                                                      "progress", j->flatten_progress));
@@ -684,6 +690,14 @@ void rs_task_set_freeze(rs_task *j, uint64_t freeze_ms, bool quiesced, const cha
         free(j->warning);
         j->warning = strdup(warning);
     }
+    pthread_mutex_unlock(&j->engine->lock);
+}
+
+void rs_task_set_file(rs_task *j, const char *mode, uint64_t downtime_ms)
+{
+    pthread_mutex_lock(&j->engine->lock);
+    snprintf(j->file_mode, sizeof j->file_mode, "%s", mode ? mode : "");
+    j->downtime_ms = downtime_ms;
     pthread_mutex_unlock(&j->engine->lock);
 }
 
