@@ -28,7 +28,8 @@
 #include "service/service.h"
 
 enum { OPT_DAEMON = 1200, OPT_TOKEN, OPT_STATE, OPT_WAIT, OPT_VIA, OPT_INSTANCE, OPT_DOMAIN,
-       OPT_DISK, OPT_NAME, OPT_FLATTEN, OPT_QUIESCE, OPT_PROP, OPT_ALL_DISKS };
+       OPT_DISK, OPT_NAME, OPT_FLATTEN, OPT_QUIESCE, OPT_PROP, OPT_ALL_DISKS, OPT_MODE,
+       OPT_UPLOAD };
 
 typedef struct dctx {
     const char *daemon;
@@ -311,6 +312,8 @@ int rs_cli_snapshot_via_daemon(rs_cli *cli, int argc, char **argv)
         { "flatten", required_argument, NULL, OPT_FLATTEN },
         { "quiesce", required_argument, NULL, OPT_QUIESCE },
         { "property", required_argument, NULL, OPT_PROP },
+        { "mode", required_argument, NULL, OPT_MODE },
+        { "upload", required_argument, NULL, OPT_UPLOAD },
         { NULL, 0, NULL, 0 },
     };
     static const char help[] =
@@ -320,6 +323,7 @@ int rs_cli_snapshot_via_daemon(rs_cli *cli, int argc, char **argv)
         "  --all-disks           also ephemeral disks\n"
         "  --flatten no|yes|deferred, --quiesce required|optional|off\n"
         "  --property KEY=VALUE  extra Glance property (repeatable)\n"
+        "  --mode auto|live|cold, --upload rbd|glance   file-backed root disks\n"
         "  --wait                wait for the job (exit 1 unless done)\n";
     dctx d = { 0 };
     json_t *req = json_object(), *disks = json_array(), *props = json_object();
@@ -339,6 +343,8 @@ int rs_cli_snapshot_via_daemon(rs_cli *cli, int argc, char **argv)
         case OPT_NAME: json_object_set_new(req, "name", json_string(optarg)); break;
         case OPT_FLATTEN: json_object_set_new(req, "flatten", json_string(optarg)); break;
         case OPT_QUIESCE: json_object_set_new(req, "quiesce", json_string(optarg)); break;
+        case OPT_MODE: json_object_set_new(req, "mode", json_string(optarg)); break;
+        case OPT_UPLOAD: json_object_set_new(req, "upload", json_string(optarg)); break;
         case OPT_PROP: {
             const char *eq = strchr(optarg, '=');
             if (!eq) {

@@ -39,6 +39,8 @@ static const char help[] =
     "  --journal-dir DIR       job journal (default: snapshot.journal_dir)\n"
     "  --no-journal            run without a journal (no crash recovery)\n"
     "  --run-deferred          with --flatten deferred: print the result, then flatten\n"
+    "With --domain NAME: snapshot a libvirt domain into Glance (see --domain --help);\n"
+    "with --via-daemon: ask rbdsnapd (see --via-daemon --help).\n"
     RS_CLI_COMMON_HELP;
 
 enum {
@@ -124,6 +126,8 @@ static void print_result(const rs_cli *cli, const rs_flow_result *r)
 
 /* cli/cmd_jobs.c: the same command through rbdsnapd. */
 int rs_cli_snapshot_via_daemon(rs_cli *cli, int argc, char **argv);
+/* cli/cmd_snapshot_domain.c: a libvirt domain, in this process. */
+int rs_cli_snapshot_domain(rs_cli *cli, int argc, char **argv);
 
 int rs_cli_cmd_snapshot(rs_cli *cli, int argc, char **argv)
 {
@@ -159,6 +163,9 @@ int rs_cli_cmd_snapshot(rs_cli *cli, int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--via-daemon") == 0)
             return rs_cli_snapshot_via_daemon(cli, argc, argv);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--domain") == 0 || strncmp(argv[i], "--domain=", 9) == 0)
+            return rs_cli_snapshot_domain(cli, argc, argv);
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, RS_CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
