@@ -23,7 +23,7 @@ LAB_PKGS_ceph=(
     librbd-dev librados-dev
 )
 LAB_PKGS_keystone=(
-    python3-keystone python3-openstackclient python3-keystoneclient
+    python3-keystone python3-openstackclient python3-keystoneclient python3-bcrypt
 )
 LAB_PKGS_glance=(
     python3-glance python3-glance-store python3-rbd python3-rados
@@ -42,6 +42,10 @@ LAB_PKGS_guest=(
 )
 LAB_PKGS_rbdsnapd=(
     "${LAB_PKGS_build[@]}"
+)
+# bench/run: Nova's own RBD code and Glance client as baselines.
+LAB_PKGS_bench=(
+    python3-nova python3-glanceclient python3-rbd python3-rados qemu-utils
 )
 
 _lab_apt_updated=0
