@@ -9,10 +9,12 @@
  * and gc/scan.c maps them into the reaper's graph.  Only rbd/ includes
  * librados/librbd.
  *
- * Scan cost: one read-only open per image (by id, so trash entries work),
- * one metadata read, one rbd_list_children3 per snapshot and, optionally,
- * one lock-owner query; done by a small pool of threads sharing the pool's
- * ioctx because each call is a round trip to the OSD.
+ * Scan cost: a plain image (no snapshot, no parent, no rbdsnap tag, not
+ * named *_to_be_deleted_by_glance) costs one omap read of its header;
+ * every other one a read-only open (by id, so trash entries work), one
+ * metadata read, one rbd_list_children3 per snapshot and, optionally, one
+ * lock-owner query.  A small pool of threads shares the pool's ioctx
+ * because each call is a round trip to the OSD.
  *
  * Errors: 0 or a negative errno, @err filled once naming pool/image.  An
  * image that disappears between listing and opening is left out silently;
@@ -98,6 +100,10 @@ typedef struct rs_inv_opts {
     int threads;                /* parallel opens; <= 0 = 8 */
     bool lock_owners;           /* query exclusive-lock owners */
     bool with_trash;            /* scan the RBD trash too (default in init) */
+    /* Read plain images (no snapshot, no parent, no rbdsnap tag, not
+     * *_to_be_deleted_by_glance) from their header's omap in one round
+     * trip instead of opening them (default in init). */
+    bool fast;
     const atomic_bool *stop;    /* optional: abandon the scan (-ECANCELED) */
 } rs_inv_opts;
 
