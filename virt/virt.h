@@ -242,6 +242,9 @@ typedef struct rs_virt_recover_info {
     const char *delta_path;   /* removed if present; may be NULL */
     bool start;               /* make sure the domain runs */
     bool start_paused;        /* ... paused */
+    bool thaw;                /* the copy died maybe inside a freeze: thaw the
+                                 guest if it runs (agent errors ignored,
+                                 10 s agent timeout) */
 } rs_virt_recover_info;
 
 /* Idempotent: defined (from saved_xml if needed), no block job left on the

@@ -721,6 +721,19 @@ int rs_virt_recover(rs_virt_conn *c, const rs_virt_recover_info *ri, rs_error *e
     active = virDomainIsActive(dom);
     if (ri->disk && active == 1)
         end_job_quietly(dom, rs_virt_dom_name(d), ri->disk);
+    if (ri->thaw && active == 1) {
+        int st = 0, reason = 0;
+        if (virDomainGetState(dom, &st, &reason, 0) == 0 && st == VIR_DOMAIN_RUNNING) {
+            virDomainAgentSetResponseTimeout(dom, 10, 0);
+            int n = virDomainFSThaw(dom, NULL, 0, 0);
+            if (n < 0)
+                rs_virt_last_error(&msg);
+            else if (n > 0)
+                rs_warn("msg=\"recover: guest was frozen, thawed\" domain=%s filesystems=%d",
+                        ri->domain, n);
+            virDomainAgentSetResponseTimeout(dom, VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_DEFAULT, 0);
+        }
+    }
 
     if (ri->delta_path && unlink(ri->delta_path) < 0 && errno != ENOENT) {
         rc = rs_error_set(err, -errno, "recover domain %s: cannot remove delta %s: %s",
