@@ -366,6 +366,7 @@ static int undo_virt(const rs_snapshot_env *env, fstate *st, rs_error *err)
         .delta_path = st->delta[0] ? st->delta : NULL,
         .start = st->was_active,
         .start_paused = st->was_paused,
+        .thaw = st->was_active && !st->was_paused,
     };
     int rc = rs_virt_recover(env->virt, &ri, err);
     free(xml);
@@ -977,6 +978,11 @@ int rs_snapshot_file_run(const rs_snapshot_env *env, const rs_snapshot_req *req,
     snprintf(st.dest_pool, sizeof st.dest_pool, "%s", pool);
     st.was_active = active;
     st.was_paused = vst == RS_VIRT_STATE_PAUSED;
+    /* Nova's instance uuid is the domain's uuid. */
+    rs_snapshot_req rq = *req;
+    if (!rq.instance_uuid && rs_is_uuid(st.domain_uuid))
+        rq.instance_uuid = st.domain_uuid;
+    req = &rq;
 
     /* 1. The Glance record. */
     if (env->glance) {
