@@ -177,6 +177,8 @@ int rs_reaper_cycle(rs_cluster *cl, rs_glance *glance, const rs_reaper_cycle_opt
     int rc;
 
     memset(res, 0, sizeof(*res));
+    if (!cl || !c)
+        return rs_error_set(err, -ENOTCONN, "gc: no cluster connection");
     int max_seconds = o->max_seconds >= 0 ? o->max_seconds : c->gc.max_seconds;
     int lock_duration = (max_seconds > 0 ? max_seconds : 60) + 60;
     if (!o->no_lock) {
@@ -390,7 +392,7 @@ int rs_reaper_start(const rs_conf *conf, rs_cluster *cl, rs_glance *glance,
     if (!r)
         return rs_error_set(err, -ENOMEM, "reaper: out of memory");
     r->conf = conf;
-    r->cl = rs_cluster_ref(cl);
+    r->cl = cl ? rs_cluster_ref(cl) : NULL;
     r->glance = glance;
     r->job_lock = job_lock;
     r->job_lock_arg = job_lock_arg;
