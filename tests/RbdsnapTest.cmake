@@ -32,6 +32,10 @@ function(rbdsnap_integration_test name)
     ENVIRONMENT "RBDSNAP_BUILD_DIR=${CMAKE_BINARY_DIR};RBDSNAP_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     FIXTURES_REQUIRED lab
     SKIP_RETURN_CODE 77)
+  # Tests driving the shared lab guests (freeze, block jobs) never overlap.
+  if(T_NEEDS MATCHES "guest")
+    set_tests_properties(${name} PROPERTIES RESOURCE_LOCK lab_guests)
+  endif()
 endfunction()
 
 # The lab fixture: stop the lab at the end of the run if the run started it.
