@@ -46,8 +46,12 @@ out=$(PATH="$(dirname "$B"):$PATH" bash -c '
 [ "$(sed -n 4p <<<"$out")" = json ] || fail "completion of '--format js'"
 [ "$(sed -n 5p <<<"$out")" = --flatten-children ] || fail "completion of 'unprotect --fl'"
 
-# Installation.
-if cmake --install "$RBDSNAP_BUILD_DIR" --prefix "$TMP/inst" > "$TMP/install.log" 2>&1; then
+# Installation (only the install rules of docs/ and etc/, so the test does
+# not depend on every other target being built).
+if cmake -DCMAKE_INSTALL_PREFIX="$TMP/inst" -P "$RBDSNAP_BUILD_DIR/docs/cmake_install.cmake" \
+        > "$TMP/install.log" 2>&1 &&
+   cmake -DCMAKE_INSTALL_PREFIX="$TMP/inst" -P "$RBDSNAP_BUILD_DIR/etc/cmake_install.cmake" \
+        >> "$TMP/install.log" 2>&1; then
     for f in share/man/man1/rbdsnap.1 share/man/man8/rbdsnapd.8 share/man/man5/rbdsnap.conf.5 \
              share/bash-completion/completions/rbdsnap; do
         [ -s "$TMP/inst/$f" ] || fail "not installed: $f"
@@ -55,7 +59,7 @@ if cmake --install "$RBDSNAP_BUILD_DIR" --prefix "$TMP/inst" > "$TMP/install.log
     grep -q '@RBDSNAP_VERSION@' "$TMP/inst/share/man/man1/rbdsnap.1" && fail "version not substituted"
     grep -q '"rbdsnap [0-9]' "$TMP/inst/share/man/man1/rbdsnap.1" || fail "version missing in .TH"
 else
-    fail "cmake --install failed: $(tail -3 "$TMP/install.log")"
+    fail "install failed: $(tail -3 "$TMP/install.log")"
 fi
 
 [ "$NFAIL" = 0 ] || { echo "$NFAIL check(s) failed" >&2; exit 1; }
