@@ -83,6 +83,9 @@ def create_sources(cl, pool, names, size_mib, written_mib):
     import rbd
     buf = b"\x5a" * (1 << 20)
     with cl.open_ioctx(pool) as io:
+        have = set(rbd.RBD().list(io))
+        names = [n for n in names if n not in have]
+
         def one(n):
             rbd.RBD().create(io, n, size_mib << 20, old_format=False,
                              features=rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_EXCLUSIVE_LOCK
@@ -309,8 +312,11 @@ def run_level_threads(ctx, fn, srcs, conc):
     lat, fails, extra = [], [], []
     lock = threading.Lock()
     ids = []
+    deadline = time.monotonic() + ctx.budget
 
     def one(src):
+        if time.monotonic() > deadline:
+            return
         image_id = str(uuid.uuid4())
         with lock:
             ids.append(image_id)
@@ -334,8 +340,11 @@ def run_level_threads(ctx, fn, srcs, conc):
 def run_level_green(ctx, fn, srcs, conc):
     import eventlet
     lat, fails, ids, extra = [], [], [], []
+    deadline = time.monotonic() + ctx.budget
 
     def one(src):
+        if time.monotonic() > deadline:
+            return
         image_id = str(uuid.uuid4())
         ids.append(image_id)
         t0 = time.monotonic()
@@ -416,6 +425,9 @@ def run_level_daemon(ctx, srcs, conc):
     threads = []
     for s in srcs:
         sem.acquire()
+        if time.monotonic() > t0 + ctx.budget:
+            sem.release()
+            break
         th = threading.Thread(target=submit, args=(s,))
         th.start()
         threads.append(th)
@@ -446,12 +458,13 @@ def cmd_snap(a):
     ctx.instance = str(uuid.uuid4())
     ctx.rbdsnap = a.rbdsnap
     ctx.journal_dir = a.journal_dir
-    tag = "rsb%04x" % random.getrandbits(16)
+    ctx.budget = a.budget if a.budget > 0 else 1e9
+    tag = a.tag or "rsb%04x" % random.getrandbits(16)
     levels = [int(x) for x in a.conc.split(",")]
     cl = rados_connect()
     ctx.fsid = cl.get_fsid()
     ctx.fmt = a.clone_format
-    srcs = ["%s-%s-%03d_disk" % (tag, a.method, i) for i in range(a.n)]
+    srcs = ["%s-src-%03d_disk" % (tag, i) for i in range(a.n)]
     log("snap %s: %d source images of %d MiB (%d MiB written), levels %s"
         % (a.method, a.n, a.size_mib, a.written_mib, levels))
     all_ids = []
@@ -480,7 +493,8 @@ def cmd_snap(a):
                 fn = snap_cli if a.method == "cli" else snap_rbdcli
                 wall, lat, fails, ids, extra = run_level_threads(ctx, fn, srcs, conc)
             all_ids += ids
-            row = {"section": "snapshot", "method": a.method, "conc": conc, "n": len(srcs),
+            row = {"section": "snapshot", "method": a.method, "conc": conc,
+                   "n": len(lat) + len(fails), "n_max": len(srcs), "budget_s": a.budget,
                    "ok": len(lat), "failed": len(fails), "wall_s": wall,
                    "p50_ms": (pct(lat, 50) or 0) * 1000, "p95_ms": (pct(lat, 95) or 0) * 1000,
                    "mean_ms": (statistics.mean(lat) if lat else 0) * 1000,
@@ -507,12 +521,14 @@ def cmd_snap(a):
                 log("  first error: " + fails[0])
             # Glance's delete removes the clone and its @snap
             glance_delete_many(ids)
+            all_ids = [i for i in all_ids if i not in set(ids)]
     finally:
         glance_delete_many(all_ids)
         remove_prefix(cl, a.dest_pool, tag)   # clones whose Glance record failed
-        left = remove_prefix(cl, a.pool, tag)
-        if left:
-            log("warning: %d source images with prefix %s left in %s" % (left, tag, a.pool))
+        if not a.keep_sources:
+            left = remove_prefix(cl, a.pool, tag)
+            if left:
+                log("warning: %d source images with prefix %s left in %s" % (left, tag, a.pool))
         cl.shutdown()
     return rc
 
@@ -565,12 +581,19 @@ def cmd_freeze(a):
 
 # ---- daemon memory --------------------------------------------------------
 
-def rss_kib(pid):
+def rss_kib(pid, key="VmRSS"):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def rss_detail(pid):
+    """RSS split: anonymous (heap, stacks) vs file (library text, shared)."""
+    d = {k: rss_kib(pid, k) / 1024.0 for k in ("RssAnon", "RssFile", "RssShmem")}
+    d["threads"] = rss_kib(pid, "Threads")
+    return d
 
 
 def cmd_memory(a):
@@ -578,6 +601,7 @@ def cmd_memory(a):
     pid = a.pid
     time.sleep(1.0)
     idle = rss_kib(pid)
+    idle_detail = rss_detail(pid)
     ids, jobs, bad = [], [], 0
     for i in range(a.jobs):
         code, doc = h.req("POST", "/v1/snapshots",
@@ -591,6 +615,7 @@ def cmd_memory(a):
     code, q = h.req("GET", "/v1/jobs?state=queued")
     queued = len(q.get("jobs", [])) if code == 200 else -1
     loaded = rss_kib(pid)
+    loaded_detail = rss_detail(pid)
     # cancel everything (queued jobs are dropped, nothing was done for them)
     for jid in jobs:
         try:
@@ -600,7 +625,8 @@ def cmd_memory(a):
     after = rss_kib(pid)
     row = {"section": "memory", "idle_rss_mib": idle / 1024.0, "jobs_posted": len(jobs),
            "rejected": bad, "queued_seen": queued, "loaded_rss_mib": loaded / 1024.0,
-           "after_cancel_rss_mib": after / 1024.0,
+           "after_cancel_rss_mib": after / 1024.0, "idle_detail": idle_detail,
+           "loaded_detail": loaded_detail,
            "per_job_kib": (loaded - idle) / max(1, queued if queued > 0 else len(jobs))}
     emit(a.out, row)
     log("memory: idle %.1f MiB, %d queued %.1f MiB" % (idle / 1024, queued, loaded / 1024))
@@ -738,8 +764,10 @@ def cmd_report(a):
                 "", "", target, met)
     for r in rows:
         if r["section"] == "memory":
-            add("6 daemon RSS", "idle", "%.1f MiB" % r["idle_rss_mib"], "", "", "<= 20 MiB",
-                r["idle_rss_mib"] <= 20)
+            d = r.get("idle_detail", {})
+            add("6 daemon RSS", "idle", "%.1f MiB (anon %.1f, file %.1f, %d threads)"
+                % (r["idle_rss_mib"], d.get("RssAnon", 0), d.get("RssFile", 0), d.get("threads", 0)),
+                "", "", "<= 20 MiB", r["idle_rss_mib"] <= 20)
             add("6 daemon RSS", "%d queued jobs" % r["queued_seen"], "%.1f MiB (+%.1f KiB/job)"
                 % (r["loaded_rss_mib"], r["per_job_kib"]))
     for r in rows:
@@ -780,6 +808,10 @@ def main():
     s.add_argument("--clone-format", type=int, default=2)
     s.add_argument("--rbdsnap", default="rbdsnap")
     s.add_argument("--journal-dir", default="/tmp")
+    s.add_argument("--tag", help="name prefix (shared source images between runs)")
+    s.add_argument("--keep-sources", action="store_true")
+    s.add_argument("--budget", type=float, default=0,
+                   help="stop submitting after this many seconds per level (0: none)")
     s.add_argument("--out", required=True)
     s = sub.add_parser("freeze")
     s.add_argument("--url", required=True)
