@@ -521,7 +521,9 @@ static void test_shared_handle(void **s)
     assert_non_null(strstr(rs_error_msg(&err), "no-such-pool-rstest"));
 }
 
-int main(void)
+#define GROUP(tests) { #tests, tests, sizeof(tests) / sizeof(tests[0]) }
+
+int main(int argc, char **argv)
 {
     rs_error err = RS_ERROR_INIT;
     rs_cluster_opts o = { .conf_file = getenv("CEPH_CONF"), .id = getenv("CEPH_ID"),
@@ -543,7 +545,9 @@ int main(void)
     if (!mkdtemp(tmpdir))
         return 1;
 
-    const struct CMUnitTest tests[] = {
+    /* Groups, so ctest can run (and time out) them separately:
+     * data, fail, exit, parallel; no argument runs all. */
+    const struct CMUnitTest data[] = {
         cmocka_unit_test_teardown(test_shared_handle, teardown),
         cmocka_unit_test_teardown(test_auto_format, teardown),
         cmocka_unit_test_teardown(test_data_f1_noflatten, teardown),
@@ -555,15 +559,36 @@ int main(void)
         cmocka_unit_test_teardown(test_data_f1_two_disks, teardown),
         cmocka_unit_test_teardown(test_data_f2_two_disks, teardown),
         cmocka_unit_test_teardown(test_cancel_flatten, teardown),
+    };
+    const struct CMUnitTest fail[] = {
         cmocka_unit_test_teardown(test_fail_f1, teardown),
         cmocka_unit_test_teardown(test_fail_f2, teardown),
         cmocka_unit_test_teardown(test_fail_f1_two_disks, teardown),
         cmocka_unit_test_teardown(test_fail_f2_two_disks, teardown),
+    };
+    const struct CMUnitTest exits[] = {
         cmocka_unit_test_teardown(test_exit_f1, teardown),
         cmocka_unit_test_teardown(test_exit_f2, teardown),
+    };
+    const struct CMUnitTest parallel[] = {
         cmocka_unit_test_teardown(test_parallel_20, teardown),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    const struct {
+        const char *name;
+        const struct CMUnitTest *tests;
+        size_t n;
+    } groups[] = { GROUP(data), GROUP(fail), GROUP(exits), GROUP(parallel) };
+    int rc = 0, ran = 0;
+    for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+        if (argc > 1 && strcmp(argv[1], groups[g].name) != 0)
+            continue;
+        ran++;
+        rc |= _cmocka_run_group_tests(groups[g].name, groups[g].tests, groups[g].n, NULL, NULL);
+    }
+    if (!ran) {
+        fprintf(stderr, "unknown group %s (data, fail, exits, parallel)\n", argv[1]);
+        rc = 2;
+    }
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
