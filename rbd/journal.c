@@ -372,6 +372,16 @@ static void hold(struct dirj *d, const char *id, int fd)
     pthread_mutex_unlock(&d->lock);
 }
 
+static bool is_held(struct dirj *d, const char *id)
+{
+    bool held = false;
+    pthread_mutex_lock(&d->lock);
+    for (struct held_lock *h = d->held; h && !held; h = h->next)
+        held = strcmp(h->id, id) == 0;
+    pthread_mutex_unlock(&d->lock);
+    return held;
+}
+
 /* Drop our lock on @id; with @remove, delete the record and lock file first. */
 static void unhold(struct dirj *d, const char *id, bool remove)
 {
@@ -406,6 +416,8 @@ static int dj_begin(rs_journal *j, const rs_job *job, rs_error *err)
 
     if (!id_is_safe(job->id))
         return rs_error_set(err, -EINVAL, "job id \"%s\": only [A-Za-z0-9_-] allowed", job->id);
+    if (is_held(d, job->id))          /* claimed by our own list_orphans */
+        return write_record(d, job, err);
     rc = take_lock(d, job->id, &fd, err);
     if (rc < 0)
         return rc;
