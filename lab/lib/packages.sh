@@ -43,6 +43,10 @@ LAB_PKGS_guest=(
 LAB_PKGS_rbdsnapd=(
     "${LAB_PKGS_build[@]}"
 )
+# Fuzzing (tests/fuzz, -DRBDSNAP_FUZZ=ON): clang and libFuzzer's runtime.
+LAB_PKGS_fuzz=(
+    clang libclang-rt-14-dev
+)
 # bench/run: Nova's own RBD code and Glance client as baselines.
 LAB_PKGS_bench=(
     python3-nova python3-glanceclient python3-rbd python3-rados qemu-utils
