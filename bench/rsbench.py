@@ -730,7 +730,8 @@ def cmd_report(a):
         if r["section"] == "freeze":
             add("2 freeze", "quiesced snapshot, %d disk(s) (n=%d)" % (r["disks"], r["n"]),
                 "p50 %s ms, max %s ms%s" % (fmt(r["p50_ms"]), fmt(r["max_ms"]),
-                                           ", %d failed" % r["failed"] if r["failed"] else ""))
+                                           ", %d failed" % r["failed"] if r["failed"] else ""),
+                "Nova: never freezes (crash-consistent only)")
     fl = [r for r in rows if r["section"] == "flatten"]
     limit = next((r["mib_s"] for r in fl if r["tool"] == "rados bench"), None)
     for r in fl:
