@@ -9,7 +9,10 @@
 #      ends done or rolled_back, the domain is defined, running and thawed,
 #      no block job, no delta or state file, no RBD image of the job but
 #      the registered one (if done), the journal is empty;
-#   5. the same in a cold copy (failpoint virt.convert=exit: the domain is
+#   5. the same, but the restarted daemon crashes again at the same point
+#      (a job that kills the daemon twice is rolled back): rolled_back, and
+#      nothing at all is left (no Glance record, no RBD image, no delta);
+#   6. the same in a cold copy (failpoint virt.convert=exit: the domain is
 #      managed-saved, i.e. shut off, when the daemon dies): restarted, the
 #      domain runs again.
 T_NAME=filesnap_daemon
@@ -61,8 +64,8 @@ done
 t_stop d
 
 # 4 + 5. crash in the middle, restart
-for case in "live virt.blockjob_abort" "cold virt.convert"; do
-    read -r mode fp <<<"$case"
+for case in "live virt.blockjob_abort 1" "live virt.blockjob_abort 2" "cold virt.convert 1"; do
+    read -r mode fp crashes <<<"$case"
     t_start d "$conf" "RBDSNAP_FAILPOINTS=$fp=exit"
     post "{\"domain\":\"$dom\",\"name\":\"filesnap-crash-$mode-$T_RAND\",\"mode\":\"$mode\"}"
     if [[ $code != 202 ]]; then
@@ -81,10 +84,17 @@ for case in "live virt.blockjob_abort" "cold virt.convert"; do
     fi
     [[ -f $F_WORK/rbdsnap-file-$img.json ]] || t_fail "crash $mode: no state file after the crash"
     t_log "crash $mode: after the crash: domain $(f_state "$dom"), work dir: $(ls "$F_WORK" | tr '\n' ' ')"
+    if ((crashes == 2)); then
+        t_start_nowait d "$conf" "RBDSNAP_FAILPOINTS=$fp=exit"
+        t_wait_exit d 300
+        [[ $T_RC == 99 ]] || t_fail "crash $mode: the resumed job did not crash again (status $T_RC)"
+        t_log "crash $mode: crashed again: domain $(f_state "$dom"), work dir: $(ls "$F_WORK" | tr '\n' ' ')"
+    fi
     t_start d "$conf"
     body=$(t_job_wait d "$job" 400) || t_fail "crash $mode: job not finished after restart: $body"
     st=$(echo "$body" | json 'd["state"]')
     t_log "crash $mode: after restart: job $st, domain $(f_state "$dom")"
+    [[ $crashes == 2 && $st != rolled_back ]] && t_fail "crash $mode twice: job $st, expected rolled_back"
     case $st in
     done)
         [[ $(t_glance_status "$img") == active ]] || t_fail "crash $mode: done but Glance not active"
@@ -103,7 +113,7 @@ for case in "live virt.blockjob_abort" "cold virt.convert"; do
     keys=$(t_journal_keys | tr '\n' ' ')
     [[ -z $keys ]] || t_fail "crash $mode: journal keys left: $keys"
     t_stop d
-    ((T_FAILS == 0)) && t_ok "crash in $mode copy at $fp repaired (job $st)"
+    ((T_FAILS == 0)) && t_ok "crash ($crashes x) in $mode copy at $fp repaired (job $st)"
 done
 
 t_finish
