@@ -149,9 +149,21 @@ R8=$(curl -sf -X POST -H 'Content-Type: application/json' \
     "$GLANCE_URL/v2/images" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])') ||
     die "cannot create the live Glance record"
 RECORDS+=("$R8")
-curl -sf -o /dev/null -X PATCH -H 'Content-Type: application/openstack-images-v2.1-json-patch' \
-    -d "[{\"op\":\"add\",\"path\":\"/locations/-\",\"value\":{\"url\":\"rbd://$CEPH_FSID/images/$G3/snap\",\"metadata\":{}}}]" \
-    "$GLANCE_URL/v2/images/$G3" || die "cannot add the location of $G3"
+add_location() {
+    local code try
+    for try in 1 2 3 4 5; do
+        code=$(curl -s -o "$TMPD/loc.out" -w '%{http_code}' -X PATCH \
+            -H 'Content-Type: application/openstack-images-v2.1-json-patch' \
+            -d "[{\"op\":\"add\",\"path\":\"/locations/-\",\"value\":{\"url\":\"rbd://$CEPH_FSID/images/$1/snap\",\"metadata\":{}}}]" \
+            "$GLANCE_URL/v2/images/$1")
+        [ "$code" = 200 ] && return 0
+        echo "add location of $1: HTTP $code: $(head -c 300 "$TMPD/loc.out") (attempt $try)" >&2
+        [ "$(glance_status "$1")" = active ] && return 0
+        sleep 2
+    done
+    return 1
+}
+add_location "$G3" || die "cannot add the location of $G3"
 # 9. a user's own images with snapshots (and a clone)
 mk "vms/gcuser-$TAG"; snap "vms/gcuser-$TAG" mine p; snap "vms/gcuser-$TAG" other
 clone "vms/gcuser-$TAG@mine" "vms/gcuser-$TAG-clone"
