@@ -16,7 +16,12 @@ wins=()
 for ((i = 1; i <= runs; i++)); do
     name=filesnap-rbdq-$T_RAND-$i
     out=$("$F_CLI" -c "$conf" --format json snapshot --domain "$dom" --name "$name" \
-        --quiesce required 2>>"$T_DIR/cli.log") || { t_fail "run $i: CLI failed: $(tail -n 2 "$T_DIR/cli.log")"; continue; }
+        --quiesce required 2>>"$T_DIR/cli.log")
+    rc=$?
+    if ((rc != 0)); then
+        t_fail "run $i: CLI exit status $rc: $(tail -n 2 "$T_DIR/cli.log") $out"
+        continue
+    fi
     img=$(echo "$out" | json 'd["image_id"]')
     t_track_image "$img"
     [[ $(echo "$out" | json 'd["quiesced"]') == True ]] || t_fail "run $i: not quiesced: $out"
