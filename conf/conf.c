@@ -98,6 +98,7 @@ static const conf_key keys[] = {
     I("glance.connect_timeout", glance.connect_timeout, 10, 1, 600),
     I("glance.timeout", glance.timeout, 300, 1, 86400),
     I("glance.retries", glance.retries, 3, 0, 20),
+    I("glance.register_deadline", glance.register_deadline, 120, 0, 86400),
 
     SN("libvirt.uri", libvirt.uri, "qemu:///system"),
 

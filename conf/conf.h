@@ -58,6 +58,7 @@ typedef struct rs_conf_glance {
     int connect_timeout;
     int timeout;
     int retries;
+    int register_deadline;  /* s: keep retrying add-location while Glance is down */
 } rs_conf_glance;
 
 typedef struct rs_conf_libvirt {

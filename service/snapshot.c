@@ -363,6 +363,66 @@ static int fp(const char *step, const char *suffix)
     return rs_failpoint(name);
 }
 
+/* Glance down or failing, as opposed to refusing the request. */
+static bool glance_unavailable(int rc)
+{
+    return rc == -ECONNREFUSED || rc == -ECONNRESET || rc == -EHOSTUNREACH ||
+           rc == -ENOTCONN || rc == -EIO || rc == -ETIMEDOUT || rc == -EAGAIN;
+}
+
+/* Attach @url to the image unless it is active already.  While Glance is
+ * unavailable the clone is complete and waiting costs nothing, so retry
+ * with backoff (0.5 s doubling to 8 s) until glance.register_deadline
+ * seconds have passed; cancellation or shutdown stops the wait. */
+static int add_location_until_deadline(const rs_snapshot_env *env, const char *image_id,
+                                       const char *url, const rs_snapshot_observer *obs,
+                                       rs_error *err)
+{
+    const uint64_t t0 = rs_now_ms();
+    const uint64_t deadline_ms = (uint64_t)env->conf->glance.register_deadline * 1000u;
+    unsigned delay = 500;
+    int attempts = 0, rc;
+    for (;;) {
+        rs_error aerr = RS_ERROR_INIT;
+        rs_glance_image *img = NULL;
+        bool active = false;
+        attempts++;
+        rc = rs_glance_image_get(env->glance, image_id, &img, &aerr);
+        if (rc == 0) {
+            active = img->status && strcmp(img->status, "active") == 0;
+            rs_glance_image_free(img);
+        }
+        if (rc == 0 || !glance_unavailable(rc)) {
+            rs_error_clear(&aerr);
+            rc = active ? 0 : rs_glance_image_add_location(env->glance, image_id, url, &aerr);
+        }
+        uint64_t elapsed = rs_now_ms() - t0;
+        if (rc == 0 || !glance_unavailable(rc) || elapsed >= deadline_ms) {
+            if (rc < 0 && attempts > 1)
+                return rs_error_set(err, rc, "%s (gave up after %d attempts in %llu s: "
+                                    "glance.register_deadline = %d)", rs_error_msg(&aerr),
+                                    attempts, (unsigned long long)(elapsed / 1000),
+                                    env->conf->glance.register_deadline);
+            if (rc < 0)
+                return rs_error_set(err, rc, "%s", rs_error_msg(&aerr));
+            if (attempts > 1)
+                rs_info("image=%s registered after attempts=%d dur_ms=%llu", image_id,
+                        attempts, (unsigned long long)elapsed);
+            return 0;
+        }
+        rs_warn("image=%s glance unavailable rc=%d attempt=%d retry_in_ms=%u deadline_s=%d "
+                "error=\"%s\"", image_id, rc, attempts, delay,
+                env->conf->glance.register_deadline, rs_error_msg(&aerr));
+        for (unsigned slept = 0; slept < delay; slept += 100) {
+            if (cancelled(obs))
+                return rs_error_set(err, -ECANCELED, "image %s: registration cancelled while "
+                                    "Glance was unavailable: %s", image_id, rs_error_msg(&aerr));
+            rs_sleep_ms(100);
+        }
+        delay = delay * 2 > 8000 ? 8000 : delay * 2;
+    }
+}
+
 static int register_location(const rs_snapshot_env *env, const char *image_id,
                              const rs_job *flow, const rs_snapshot_observer *obs, char *loc,
                              size_t loclen, rs_error *err)
@@ -380,14 +440,7 @@ static int register_location(const rs_snapshot_env *env, const char *image_id,
     if (rc < 0) {
         rs_error_set(err, rc, "failpoint service.snapshot.register");
     } else {
-        rs_glance_image *img = NULL;
-        bool active = false;
-        if (rs_glance_image_get(env->glance, image_id, &img, NULL) == 0) {
-            active = img->status && strcmp(img->status, "active") == 0;
-            rs_glance_image_free(img);
-        }
-        if (!active)
-            rc = rs_glance_image_add_location(env->glance, image_id, url, err);
+        rc = add_location_until_deadline(env, image_id, url, obs, err);
     }
     if (rc == 0)
         rc = fp("register", ".done");
