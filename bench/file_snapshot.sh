@@ -24,11 +24,12 @@ cli=${RBDSNAP_BUILD_DIR:-$src/build}/cli/rbdsnap
 rand=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 dir=$(mktemp -d "/var/tmp/rbdsnap-bench-file.XXXXXX")
 dom=rbdsnap-bench-$rand
-images=()
+ids=$dir/images      # Glance image ids created (the runs are subshells)
 
 cleanup() {
     virsh destroy "$dom" >/dev/null 2>&1
-    for i in "${images[@]}"; do
+    local i
+    for i in $(cat "$ids" 2>/dev/null); do
         curl -s -o /dev/null -X DELETE "$GLANCE_URL/v2/images/$i"
     done
     rm -rf "$dir"
@@ -71,7 +72,7 @@ run_rbdsnap() {
     out=$("$cli" -c "$conf" --format json snapshot --domain "$dom" --name "bench-rbdsnap-$rand" \
         --mode live --quiesce off) || { echo "rbdsnap snapshot failed" >&2; return 1; }
     t1=$(now)
-    images+=("$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["image_id"])')")
+    echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["image_id"])' >>"$ids"
     elapsed "$t0" "$t1"
 }
 
@@ -86,7 +87,7 @@ run_nova() {
     id=$(curl -s -X POST -H 'Content-Type: application/json' \
         -d "{\"name\":\"bench-nova-$rand\",\"disk_format\":\"raw\",\"container_format\":\"bare\"}" \
         "$GLANCE_URL/v2/images" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-    images+=("$id")
+    echo "$id" >>"$ids"
     st=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/octet-stream' \
         -T "$dir/nova.raw" "$GLANCE_URL/v2/images/$id/file")
     [[ $st == 204 ]] || { echo "upload failed: $st" >&2; return 1; }
@@ -105,7 +106,7 @@ done
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 ma=$(median "${a[@]}")
 mb=$(median "${b[@]}")
-used=$(for i in "${images[0]}"; do rbd du --format json "images/$i@snap" 2>/dev/null; done |
+used=$(rbd du --format json "images/$(head -n 1 "$ids")@snap" 2>/dev/null |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["images"][0]["used_size"]//1048576)' 2>/dev/null)
 echo "file-backed snapshot, 1 GiB disk, ~300 MiB allocated (base 250 MiB + overlay 50 MiB), $rounds round(s)"
 printf '  rbdsnap (live copy straight into RBD + location): %6.2f s  (RBD used %s MiB)\n' "$ma" "${used:-?}"
