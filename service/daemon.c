@@ -149,10 +149,12 @@ static int hook_accept(void *opaque, const char *job_id, const char *image_id, j
     char *text = record_text(req, image_id, "queued", 0);
     if (!text)
         return rs_error_set(err, -ENOMEM, "out of memory");
+    /* Active first: the timer must never see the record as an orphan. */
+    rs_journal_rados_set_active(s->journal, job_id, true);
     int rc = rs_journal_rados_create(s->journal, job_id, text, err);
     free(text);
-    if (rc == 0)
-        rs_journal_rados_set_active(s->journal, job_id, true);
+    if (rc < 0)
+        rs_journal_rados_set_active(s->journal, job_id, false);
     return rc;
 }
 
@@ -402,6 +404,13 @@ static int run_task(void *opaque, rs_task *t, rs_error *err)
         return -ESHUTDOWN;
     }
     if (rc == 0) {
+        if (res.flatten_failed && rs_task_stop_requested(t)) {
+            /* Deferred flatten interrupted by SIGTERM: the journal keeps
+             * the job (flatten_pending) and the next start finishes it. */
+            rs_task_set_flatten(t, "interrupted", 0);
+            rs_journal_rados_set_active(s->journal, rs_task_id(t), false);
+            return 0;
+        }
         if (res.flatten_failed)
             rs_task_set_flatten(t, "failed", 0);
         settle(s, t, false);

@@ -420,11 +420,26 @@ int rs_tasks_submit(rs_tasks *e, const rs_task_submit *s, rs_task **out, rs_erro
         rc = rs_error_set(err, -EAGAIN, "job queue full (%d queued jobs); retry later",
                           e->queue_limit);
     } else {
-        for (rs_task *o = e->head; o; o = o->next) {
-            if (strcmp(o->id, j->id) == 0) {
+        rs_task *prev = NULL;
+        for (rs_task *o = e->head; o; prev = o, o = o->next) {
+            if (strcmp(o->id, j->id) != 0)
+                continue;
+            if (s->recovered && rs_task_state_final(o->state) && !o->reported_done) {
+                /* A failed job retried from the journal replaces its old
+                 * in-memory record. */
+                if (prev)
+                    prev->next = o->next;
+                else
+                    e->head = o->next;
+                if (e->tail == o)
+                    e->tail = prev;
+                o->in_list = false;
+                e->nfinished--;
+                job_unref_locked(o);
+            } else {
                 rc = rs_error_set(err, -EEXIST, "job %s already exists", j->id);
-                break;
             }
+            break;
         }
     }
     if (rc < 0) {

@@ -15,7 +15,7 @@ T_DIR=$(mktemp -d "/tmp/rbdsnap-test-$T_NAME.XXXXXX")
 T_NS="t-$T_NAME-$T_RAND"
 T_BIN=${RBDSNAP_DAEMON:-${RBDSNAP_BUILD_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}/service/rbdsnapd}
 T_FAILS=0
-declare -a T_PIDS=() T_DISKS=() T_IMAGES=()
+declare -a T_PIDS=()
 
 t_log() { printf '%s %s: %s\n' "$(date +%H:%M:%S)" "$T_NAME" "$*" >&2; }
 t_fail() { t_log "FAIL: $*"; T_FAILS=$((T_FAILS + 1)); }
@@ -143,13 +143,13 @@ t_instance() {
     u=$(cat /proc/sys/kernel/random/uuid)
     rbd create "vms/${u}_disk" --size "$size" >/dev/null 2>&1 || t_die "rbd create vms/${u}_disk"
     # A little data so clones and flattens have something to copy.
-    head -c 65536 /dev/urandom | rbd import --no-progress - "vms/${u}_data" >/dev/null 2>&1
-    rbd rm --no-progress "vms/${u}_data" >/dev/null 2>&1
-    T_DISKS+=("vms/${u}_disk")
+    rbd bench --io-type write --io-size 64K --io-total 256K --io-pattern rand "vms/${u}_disk" >/dev/null 2>&1
+    # (a file, not an array: callers run this in $(...))
+    echo "vms/${u}_disk" >>"$T_DIR/cleanup-disks"
     echo "$u"
 }
 
-t_track_image() { T_IMAGES+=("$1"); }
+t_track_image() { echo "$1" >>"$T_DIR/cleanup-images"; }
 
 # Glance: status of an image ("" when absent or deleted).
 t_glance_status() {
@@ -184,19 +184,23 @@ t_cleanup() {
         kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
-    for img in "${T_IMAGES[@]}"; do
+    for img in $(cat "$T_DIR/cleanup-images" 2>/dev/null); do
         curl -s -o /dev/null -X DELETE "$GLANCE_URL/v2/images/$img"
         # Whatever Glance did not remove (a clone never registered).
         rbd snap unprotect "images/$img@snap" >/dev/null 2>&1
         rbd snap purge "images/$img" >/dev/null 2>&1
         rbd rm --no-progress "images/$img" >/dev/null 2>&1
     done
-    for d in "${T_DISKS[@]}"; do
+    for d in $(cat "$T_DIR/cleanup-disks" 2>/dev/null); do
         for s in $(rbd snap ls "$d" --format json 2>/dev/null | json '" ".join(x["name"] for x in d or [])'); do
             rbd snap unprotect "$d@$s" >/dev/null 2>&1
         done
         rbd snap purge "$d" >/dev/null 2>&1
-        rbd rm --no-progress "$d" >/dev/null 2>&1 || t_log "cleanup: cannot remove $d"
+        for _ in 1 2 3 4 5; do
+            rbd rm --no-progress "$d" >/dev/null 2>&1 && break
+            sleep 2
+        done
+        rbd info "$d" >/dev/null 2>&1 && t_log "cleanup: cannot remove $d"
     done
     for o in $(rados -p images --namespace "$T_NS" ls 2>/dev/null); do
         rados -p images --namespace "$T_NS" rm "$o" 2>/dev/null
