@@ -378,13 +378,18 @@ def run_level_daemon(ctx, srcs, conc):
         h = Http(base)
         while not stop.is_set():
             live = set()
+            complete = True
             try:
                 for st in ("queued", "running", "rolling_back"):
                     code, doc = h.req("GET", "/v1/jobs?state=" + st)
-                    if code == 200:
-                        live.update(j["id"] for j in doc.get("jobs", []))
+                    if code != 200 or not isinstance(doc, dict) or "jobs" not in doc:
+                        complete = False
+                        break
+                    live.update(j["id"] for j in doc["jobs"])
             except Exception:
-                time.sleep(0.01)
+                complete = False
+            if not complete:        # never conclude "finished" from a partial view
+                time.sleep(0.05)
                 continue
             now = time.monotonic()
             with cond:
@@ -439,7 +444,13 @@ def run_level_daemon(ctx, srcs, conc):
     # final states (a job that left the lists may have rolled back)
     h = Http(base)
     for jid in jobs:
-        code, doc = h.req("GET", "/v1/jobs/" + jid)
+        # a finished job never runs again; wait for any that still runs
+        # (its Glance record must not be deleted under it)
+        for _ in range(600):
+            code, doc = h.req("GET", "/v1/jobs/" + jid)
+            if code != 200 or doc.get("state") not in ("queued", "running", "rolling_back"):
+                break
+            time.sleep(0.5)
         if code != 200 or doc.get("state") != "done":
             fails.append("job %s: %s %s" % (jid, doc.get("state") if doc else code,
                                             (doc or {}).get("error")))
