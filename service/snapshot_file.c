@@ -847,8 +847,26 @@ static int register_rbd(const rs_snapshot_env *env, const rs_snapshot_req *req,
             active = img->status && strcmp(img->status, "active") == 0;
             rs_glance_image_free(img);
         }
-        if (!active)
+        /* The image is complete: while Glance is down, retry with backoff
+         * until glance.register_deadline (as the RBD flow does). */
+        uint64_t t0 = rs_now_ms();
+        unsigned delay = 500;
+        while (!active) {
+            rs_error_clear(err);
             rc = rs_glance_image_add_location(env->glance, req->image_id, url, err);
+            bool down = rc == -ECONNREFUSED || rc == -ECONNRESET || rc == -EHOSTUNREACH ||
+                        rc == -ENOTCONN || rc == -EIO || rc == -ETIMEDOUT || rc == -EAGAIN;
+            if (rc == 0 || !down ||
+                rs_now_ms() - t0 >= (uint64_t)env->conf->glance.register_deadline * 1000u)
+                break;
+            rs_warn("job=%s image=%s glance unavailable rc=%d retry_in_ms=%u", req->job_id,
+                    req->image_id, rc, delay);
+            for (unsigned slept = 0; slept < delay && !cancelled(obs); slept += 100)
+                rs_sleep_ms(100);
+            if (cancelled(obs))
+                break;
+            delay = delay * 2 > 8000 ? 8000 : delay * 2;
+        }
     }
     if (rc == 0)
         rc = fp("register", ".done", err);
