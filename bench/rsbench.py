@@ -262,16 +262,17 @@ def snap_rbdcli(ctx, src, image_id):
 
 
 def snap_cli(ctx, src, image_id):
-    """rbdsnap snapshot (direct CLI, journaled) + Glance by curl."""
-    glance_curl_create(image_id, "bench-" + image_id, ctx.instance)
+    """rbdsnap snapshot (direct CLI, journaled): with Glance configured it
+    creates the record itself (id = image_id), runs the flow and adds the
+    location."""
     p = subprocess.run([ctx.rbdsnap, "-c", ENV["RBDSNAP_CONF"], "snapshot", "--pool", ctx.src_pool,
                         "--image", src, "--dest-pool", ctx.dst_pool, "--name", image_id,
+                        "--image-name", "bench-" + image_id,
                         "--flatten", "no", "--journal-dir", ctx.journal_dir,
                         "--instance-uuid", ctx.instance, "--format", "json"],
                        capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
         raise RuntimeError("rbdsnap snapshot: " + p.stderr.strip()[-300:])
-    glance_curl_location(image_id, "rbd://%s/%s/%s/snap" % (ctx.fsid, ctx.dst_pool, image_id))
 
 
 def snap_nova(ctx, src, image_id):

@@ -13,6 +13,8 @@
 #include "common/util.h"
 #include "conf/conf.h"
 #include "rbd/flow.h"
+#include "cli/snapshot_glance.h"
+#include "glance/glance_conf.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -39,6 +41,12 @@ static const char help[] =
     "  --journal-dir DIR       job journal (default: snapshot.journal_dir)\n"
     "  --no-journal            run without a journal (no crash recovery)\n"
     "  --run-deferred          with --flatten deferred: print the result, then flatten\n"
+    "With Glance configured (glance.url or glance.auth), the snapshot is registered\n"
+    "in Glance: the record is created first and its id (--name, a UUID, or a random\n"
+    "one) names the clone; the rbd:// location is added; any failure removes both.\n"
+    "  --image-name NAME       Glance image name (default: \"snapshot of POOL/IMAGE\")\n"
+    "  --property KEY=VALUE    extra Glance property (repeatable)\n"
+    "  --no-glance             only the RBD flow, even with Glance configured\n"
     "With --domain NAME: snapshot a libvirt domain into Glance (see --domain --help);\n"
     "with --via-daemon: ask rbdsnapd (see --via-daemon --help).\n"
     RS_CLI_COMMON_HELP;
@@ -46,11 +54,19 @@ static const char help[] =
 enum {
     OPT_POOL = 1100, OPT_IMAGE, OPT_DEST_POOL, OPT_NAME, OPT_FLATTEN, OPT_CLONE_FORMAT,
     OPT_INSTANCE, OPT_JOB_ID, OPT_SNAP_PREFIX, OPT_JOURNAL_DIR, OPT_NO_JOURNAL, OPT_RUN_DEFERRED,
+    OPT_IMAGE_NAME, OPT_PROPERTY, OPT_NO_GLANCE,
 };
 
-static atomic_int interrupted;
+#define MAX_PROPS 64
 
-static void on_signal(int sig) { atomic_store(&interrupted, sig); }
+static atomic_int interrupted;
+static atomic_bool cancel_requested;
+
+static void on_signal(int sig)
+{
+    atomic_store(&interrupted, sig);
+    atomic_store(&cancel_requested, true);
+}
 
 static int on_progress(const char *pool, const char *image, uint64_t done, uint64_t total,
                        void *arg)
@@ -145,13 +161,19 @@ int rs_cli_cmd_snapshot(rs_cli *cli, int argc, char **argv)
         { "journal-dir", required_argument, NULL, OPT_JOURNAL_DIR },
         { "no-journal", no_argument, NULL, OPT_NO_JOURNAL },
         { "run-deferred", no_argument, NULL, OPT_RUN_DEFERRED },
+        { "image-name", required_argument, NULL, OPT_IMAGE_NAME },
+        { "property", required_argument, NULL, OPT_PROPERTY },
+        { "no-glance", no_argument, NULL, OPT_NO_GLANCE },
         { NULL, 0, NULL, 0 },
     };
     const char *images[RS_JOB_MAX_DISKS];
     size_t nimages = 0;
     const char *pool = NULL, *dest = NULL, *name = NULL, *flatten = NULL, *fmt = NULL;
     const char *instance = NULL, *job_id = NULL, *prefix = NULL, *jdir = NULL;
-    bool no_journal = false, run_deferred = false;
+    bool no_journal = false, run_deferred = false, no_glance = false;
+    const char *image_name = NULL;
+    rs_kv props[MAX_PROPS];
+    size_t nprops = 0;
     rs_error err = RS_ERROR_INIT;
     rs_cluster *cl = NULL;
     rs_journal *journal = NULL;
@@ -186,6 +208,18 @@ int rs_cli_cmd_snapshot(rs_cli *cli, int argc, char **argv)
         case OPT_JOURNAL_DIR: jdir = optarg; break;
         case OPT_NO_JOURNAL: no_journal = true; break;
         case OPT_RUN_DEFERRED: run_deferred = true; break;
+        case OPT_IMAGE_NAME: image_name = optarg; break;
+        case OPT_NO_GLANCE: no_glance = true; break;
+        case OPT_PROPERTY: {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg)
+                return rs_cli_usage_error(cli, "--property expects KEY=VALUE");
+            if (nprops == MAX_PROPS)
+                return rs_cli_usage_error(cli, "at most %d --property", MAX_PROPS);
+            *eq = '\0';
+            props[nprops++] = (rs_kv){ optarg, eq + 1 };
+            break;
+        }
         case '?':
         case ':':
             return rs_cli_usage_error(cli, "unknown or incomplete option \"%s\"", argv[optind - 1]);
@@ -202,14 +236,41 @@ int rs_cli_cmd_snapshot(rs_cli *cli, int argc, char **argv)
         return rs_cli_usage_error(cli, "unexpected argument \"%s\"", argv[optind]);
     if (nimages == 0)
         return rs_cli_usage_error(cli, "--image is required");
-    if (!name)
-        return rs_cli_usage_error(cli, "--name is required");
 
     rc = rs_cli_load_conf(cli, &err);
     if (rc < 0) {
         rs_cli_error(cli, "%s", rs_error_msg(&err));
         return RS_EXIT_USAGE;
     }
+    if (!no_glance && rs_glance_conf_configured(cli->conf)) {
+        if (run_deferred)
+            return rs_cli_usage_error(cli, "--run-deferred is for --no-glance runs");
+        if (!instance) {
+            guess_instance(images[0], inst, sizeof(inst));
+            instance = inst[0] ? inst : NULL;
+        }
+        rs_cli_snapshot_glance_args ga = {
+            .pool = pool ? pool : cli->conf->snapshot.source_pool,
+            .images = images, .nimages = nimages, .dest_pool = dest, .clone_format = fmt,
+            .snap_prefix = prefix, .image_id = name, .image_name = image_name,
+            .instance_uuid = instance, .job_id = job_id,
+            .flatten = flatten ? flatten : cli->conf->snapshot.flatten,
+            .journal_dir = no_journal ? NULL : (jdir ? jdir : cli->conf->snapshot.journal_dir),
+            .props = props, .nprops = nprops,
+        };
+        if (rs_flatten_mode_parse(ga.flatten, &req.flatten) < 0)
+            return rs_cli_usage_error(cli, "--flatten: expected no, yes or deferred, got \"%s\"",
+                                      ga.flatten);
+        if (fmt && strcmp(fmt, "auto") && strcmp(fmt, "1") && strcmp(fmt, "2"))
+            return rs_cli_usage_error(cli, "--clone-format: expected auto, 1 or 2, got \"%s\"", fmt);
+        struct sigaction gsa = { .sa_handler = on_signal };
+        sigemptyset(&gsa.sa_mask);
+        sigaction(SIGINT, &gsa, NULL);
+        sigaction(SIGTERM, &gsa, NULL);
+        return rs_cli_snapshot_glance(cli, &ga, &cancel_requested);
+    }
+    if (!name)
+        return rs_cli_usage_error(cli, "--name is required");
     if (!pool)
         pool = cli->conf->snapshot.source_pool;
     if (!dest)

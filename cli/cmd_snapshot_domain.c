@@ -19,6 +19,7 @@
 
 #include "common/util.h"
 #include "conf/conf.h"
+#include "glance/glance_conf.h"
 #include "service/snapshot.h"
 
 int rs_cli_snapshot_domain(rs_cli *cli, int argc, char **argv);
@@ -141,24 +142,9 @@ int rs_cli_snapshot_domain(rs_cli *cli, int argc, char **argv)
     int rc = rs_cli_cluster(cli, &env.cluster, &err);
     if (rc < 0)
         return rs_cli_fail(cli, &err);
-    if (rs_snapshot_glance_configured(conf)) {
-        rs_glance_opts go = {
-            .url = conf->glance.url, .auth = conf->glance.auth, .auth_url = conf->glance.auth_url,
-            .username = conf->glance.username, .password = conf->glance.password,
-            .user_domain_name = conf->glance.user_domain_name,
-            .project_name = conf->glance.project_name,
-            .project_domain_name = conf->glance.project_domain_name,
-            .app_cred_id = conf->glance.application_credential_id,
-            .app_cred_secret = conf->glance.application_credential_secret,
-            .interface = conf->glance.interface, .region = conf->glance.region,
-            .ca_file = conf->glance.ca_file, .insecure = conf->glance.insecure,
-            .connect_timeout_s = conf->glance.connect_timeout, .timeout_s = conf->glance.timeout,
-            .retries = conf->glance.retries, .pool_size = 2,
-        };
-        env.glance = rs_glance_new(&go, &err);
-        if (!env.glance)
-            return rs_cli_fail(cli, &err);
-    }
+    rc = rs_glance_open_from_conf(conf, 2, &env.glance, &err);
+    if (rc < 0)
+        return rs_cli_fail(cli, &err);
     rc = rs_virt_connect(conf->libvirt.uri && *conf->libvirt.uri ? conf->libvirt.uri : NULL,
                          &env.virt, &err);
     if (rc < 0) {

@@ -21,6 +21,7 @@
 #include "common/util.h"
 #include "conf/conf.h"
 #include "glance/glance.h"
+#include "glance/glance_conf.h"
 #include "rbd/flow.h"
 
 #include <errno.h>
@@ -107,23 +108,7 @@ int rs_dep_parse_spec(const char *spec, char **pool, char **image, char **snap, 
 
 int rs_dep_glance_open(const rs_conf *conf, rs_glance **out, rs_error *err)
 {
-    const rs_conf_glance *g = &conf->glance;
-    bool none = !g->auth || strcmp(g->auth, "none") == 0;
-    rs_glance_opts o = {
-        .url = g->url, .auth = g->auth, .auth_url = g->auth_url, .username = g->username,
-        .password = g->password, .user_domain_name = g->user_domain_name,
-        .project_name = g->project_name, .project_domain_name = g->project_domain_name,
-        .app_cred_id = g->application_credential_id,
-        .app_cred_secret = g->application_credential_secret, .interface = g->interface,
-        .region = g->region, .ca_file = g->ca_file, .insecure = g->insecure,
-        .connect_timeout_s = g->connect_timeout, .timeout_s = g->timeout, .retries = g->retries,
-    };
-
-    *out = NULL;
-    if (none && !(g->url && *g->url))
-        return 0;
-    *out = rs_glance_new(&o, err);
-    return *out ? 0 : (rs_error_isset(err) ? err->code : -EINVAL);
+    return rs_glance_open_from_conf(conf, 0, out, err);
 }
 
 /* ---- node index ----------------------------------------------------------- */

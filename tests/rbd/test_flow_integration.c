@@ -419,7 +419,7 @@ static void exit_each_step(int format)
             assert_int_equal(rs_rbd_checksum(cl, SRC_POOL, src, NULL, &sum, &err), 0);
             snprintf(cmd, sizeof(cmd),
                      "RBDSNAP_FAILPOINTS=rbd.flow.%s%s=exit:99 %s snapshot --pool %s --image %s "
-                     "--dest-pool %s --name %s --flatten yes --clone-format %d --journal-dir %s "
+                     "--dest-pool %s --name %s --no-glance --flatten yes --clone-format %d --journal-dir %s "
                      ">/dev/null 2>&1", fail_steps[k], done ? ".done" : "", cli, SRC_POOL, src,
                      DST_POOL, target, format, tmpdir);
             int st = run_cmd(cmd);
