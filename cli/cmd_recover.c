@@ -11,8 +11,10 @@
 #include "cli/cli.h"
 
 #include "common/log.h"
+#include "common/util.h"
 #include "conf/conf.h"
 #include "rbd/flow.h"
+#include "glance/glance_conf.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -36,23 +38,70 @@ struct ctx {
     const rs_cli *cli;
     json_t *jobs, *leftovers;
     int failed;
+    rs_glance *glance;       /* NULL: Glance not configured */
 };
+
+/* A CLI snapshot into Glance creates the record before the RBD flow, with
+ * its id as the clone's name and rbdsnap_job_id = the job.  When recover
+ * rolls such a job back, the record goes too — only if it is provably this
+ * job's and never became active. */
+static const char *drop_glance_record(struct ctx *c, const rs_job *job, int *rc, char *msg,
+                                      size_t len)
+{
+    rs_glance_image *img = NULL;
+    rs_error gerr = RS_ERROR_INIT;
+    const char *what = "none";
+
+    if (!c->glance || !rs_is_uuid(job->target))
+        return what;
+    int grc = rs_glance_image_get(c->glance, job->target, &img, &gerr);
+    if (grc == -ENOENT)
+        return what;
+    if (grc < 0) {
+        *rc = grc;
+        snprintf(msg, len, "%s", rs_error_msg(&gerr));
+        return "error";
+    }
+    const char *owner = rs_glance_image_prop(img, "rbdsnap_job_id");
+    if (!owner || strcmp(owner, job->id) != 0 || strcmp(img->status, "active") == 0) {
+        what = "kept";
+    } else {
+        grc = rs_glance_image_delete(c->glance, job->target, &gerr);
+        if (grc < 0 && grc != -ENOENT) {
+            *rc = grc;
+            snprintf(msg, len, "%s", rs_error_msg(&gerr));
+            what = "error";
+        } else {
+            what = "deleted";
+        }
+    }
+    rs_glance_image_free(img);
+    return what;
+}
 
 static void on_job(const rs_job *job, const char *action, int rc, const char *msg, void *arg)
 {
     struct ctx *c = arg;
+    char gmsg[RS_ERROR_MSG_MAX] = "";
+    const char *glance = "none";
+    if (rc == 0 && strcmp(action, "rolled_back") == 0) {
+        glance = drop_glance_record(c, job, &rc, gmsg, sizeof(gmsg));
+        if (rc < 0)
+            msg = gmsg;
+    }
     if (rc < 0)
         c->failed++;
     if (c->cli->format == RS_CLI_JSON) {
-        json_array_append_new(c->jobs, json_pack("{s:s,s:s,s:s,s:s,s:i,s:s}", "job_id", job->id,
+        json_array_append_new(c->jobs, json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:s}", "job_id", job->id,
                                                  "target", job->target, "action", action,
                                                  "state", rs_job_state_name(job->state), "rc", rc,
-                                                 "message", msg ? msg : ""));
+                                                 "message", msg ? msg : "", "glance_record",
+                                                 glance));
         return;
     }
-    printf("job %s target=%s/%s action=%s state=%s%s%s\n", job->id, job->dest_pool, job->target,
-           action, rs_job_state_name(job->state), rc < 0 ? " error=" : "",
-           rc < 0 ? msg : "");
+    printf("job %s target=%s/%s action=%s state=%s glance_record=%s%s%s\n", job->id,
+           job->dest_pool, job->target, action, rs_job_state_name(job->state), glance,
+           rc < 0 ? " error=" : "", rc < 0 ? msg : "");
 }
 
 static const char *kind_name(rs_leftover_kind k)
@@ -148,10 +197,18 @@ int rs_cli_cmd_recover(rs_cli *cli, int argc, char **argv)
     if (rc < 0)
         return rs_cli_fail(cli, &err);
 
+    rc = rs_glance_open_from_conf(cli->conf, 1, &ctx.glance, &err);
+    if (rc < 0) {
+        rs_journal_close(journal);
+        return rs_cli_fail(cli, &err);
+    }
     ctx.jobs = json_array();
     ctx.leftovers = json_array();
     rc = rs_flow_recover(cl, journal, complete, on_job, &ctx, &err);
     rs_journal_close(journal);
+    if (rc == 0 && ctx.failed)
+        rc = rs_error_set(&err, -EIO, "%d job(s) could not be cleaned up completely", ctx.failed);
+    rs_glance_free(ctx.glance);
     if (rc == 0 && scan) {
         rc = rs_flow_scan_leftovers(cl, pool, dest, cli->conf->snapshot.snap_prefix, on_leftover,
                                     &ctx, &err);
