@@ -80,10 +80,10 @@ static void image_full(const char *pool, const char *id, const char *name, int64
 /* The image id is the name with a prefix: ids are unique, readable. */
 static char *idof(const char *name)
 {
-    static char bufs[8][128];
+    static char bufs[8][160];
     static int n;
     char *b = bufs[n++ % 8];
-    snprintf(b, 128, "id-%s", name);
+    snprintf(b, sizeof(bufs[0]), "id-%.150s", name);
     return b;
 }
 

@@ -245,7 +245,7 @@ static void check_data(int format, rs_flatten_mode flatten, size_t ndisks)
         assert_string_equal(v, "clone");
         free(v);
         assert_int_equal(rs_rbd_metadata_get(cl, DST_POOL, d->clone, RS_MD_SOURCE, &v, &err), 0);
-        char want[700];
+        char want[1024];
         snprintf(want, sizeof(want), "%s/%s@%s", SRC_POOL, src[i], d->src_snap);
         assert_string_equal(v, want);
         free(v);
