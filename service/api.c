@@ -577,6 +577,17 @@ static enum MHD_Result h_metrics(rs_api *a, struct MHD_Connection *c)
     char *text = rs_metrics_render(a->o.metrics);
     if (!text)
         return send_error(a, c, 500, "out of memory");
+    if (a->o.hooks.metrics_extra) {
+        char *extra = a->o.hooks.metrics_extra(a->o.hooks.opaque);
+        if (extra) {
+            char *both = NULL;
+            if (asprintf(&both, "%s%s", text, extra) >= 0) {
+                free(text);
+                text = both;
+            }
+            free(extra);
+        }
+    }
     return send_text(c, 200, "text/plain; version=0.0.4", text, NULL);
 }
 

@@ -38,6 +38,7 @@
 #include "common/util.h"
 #include "conf/conf.h"
 #include "rbd/journal_rados.h"
+#include "gc/reaper.h"
 #include "service/service-priv.h"
 #include "service/snapshot.h"
 
@@ -50,6 +51,7 @@ typedef struct svc {
     rs_tasks *tasks;
     rs_metrics *metrics;
     rs_api *api;
+    rs_reaper *reaper;          /* NULL when gc.enabled is false */
     rs_snapshot_env env;
     char owner[300];
     bool lease_ok;
@@ -68,6 +70,23 @@ static char *record_text(json_t *req, const char *image_id, const char *phase, i
 }
 
 /* ---- API hooks --------------------------------------------------------------------- */
+
+/* The reaper never touches an image a running job works on. */
+static bool reaper_job_busy(void *opaque, const char *pool, const char *image)
+{
+    (void)pool;
+    svc *s = opaque;
+    return s->tasks && rs_tasks_image_busy(s->tasks, image);
+}
+
+static char *hook_gc_metrics(void *opaque)
+{
+    svc *s = opaque;
+    rs_reaper_metrics m = { 0 };
+    if (s->reaper)
+        rs_reaper_get_metrics(s->reaper, &m);
+    return rs_reaper_metrics_text(&m);
+}
 
 static const char *jstr(json_t *o, const char *k)
 {
@@ -563,10 +582,6 @@ static int setup(svc *s, rs_error *err)
     s->metrics = rs_metrics_new();
     if (!s->metrics)
         return rs_error_set(err, -ENOMEM, "out of memory");
-    static const char *const zero[] = { "rbdsnap_gc_runs_total", "rbdsnap_gc_items_removed_total",
-                                        "rbdsnap_gc_errors_total" };
-    for (size_t i = 0; i < 3; i++)
-        rs_metrics_counter_add(s->metrics, zero[i], "Garbage reaper counters", NULL, 0);
     rs_metrics_counter_add(s->metrics, "rbdsnap_glance_errors_total",
                            "Glance errors that failed a job", NULL, 0);
     rs_metrics_counter_add(s->metrics, "rbdsnap_flatten_bytes_total",
@@ -585,13 +600,23 @@ static int setup(svc *s, rs_error *err)
         .jobs = s->tasks, .metrics = s->metrics,
         .hooks = { .opaque = s, .resolve = hook_resolve, .accept = hook_accept,
                    .forget = hook_forget, .health = hook_health,
-                   .validate_token = hook_validate_token },
+                   .validate_token = hook_validate_token, .metrics_extra = hook_gc_metrics },
     };
-    return rs_api_start(&ao, &s->api, err);
+    rc = rs_api_start(&ao, &s->api, err);
+    if (rc < 0)
+        return rc;
+    if (c->gc.enabled) {
+        rc = rs_reaper_start(c, s->cl, s->glance, reaper_job_busy, s, &s->reaper, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 static void teardown(svc *s, int timeout_s)
 {
+    rs_reaper_stop(s->reaper);      /* before the cluster and Glance go */
+    s->reaper = NULL;
     rs_api_quiesce(s->api);
     int left = rs_tasks_shutdown(s->tasks, timeout_s);
     if (left)

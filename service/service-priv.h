@@ -114,6 +114,10 @@ json_t *rs_tasks_list_json(rs_tasks *e, int state);
 void rs_tasks_count(rs_tasks *e, unsigned counts[RS_TASK_NSTATES]);
 /* Wait until no job is queued or running (tests); 0 or -ETIMEDOUT. */
 int rs_tasks_wait_idle(rs_tasks *e, int timeout_ms);
+/* True while a job that is not finished (or is still flattening) works on
+ * @image: its Glance image id or serialisation key is part of the name.
+ * The reaper asks before touching anything. */
+bool rs_tasks_image_busy(rs_tasks *e, const char *image);
 
 /* For runners (thread-safe). */
 const char *rs_task_id(const rs_task *j);
@@ -166,6 +170,8 @@ typedef struct rs_api_hooks {
     /* Extra fields for GET /v1/health (new reference) and its overall
      * verdict (false: 503). */
     json_t *(*health)(void *opaque, bool *ok);
+    /* Extra Prometheus lines appended to GET /metrics (malloc'ed), or NULL. */
+    char *(*metrics_extra)(void *opaque);
     /* Validate a Keystone token: 0 and the token's identity, -EACCES when
      * invalid.  *expires_at is seconds since the epoch. */
     int (*validate_token)(void *opaque, const char *token, char *user_id, size_t ulen,

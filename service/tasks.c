@@ -602,6 +602,23 @@ void rs_tasks_count(rs_tasks *e, unsigned counts[RS_TASK_NSTATES])
     pthread_mutex_unlock(&e->lock);
 }
 
+bool rs_tasks_image_busy(rs_tasks *e, const char *image)
+{
+    bool busy = false;
+    pthread_mutex_lock(&e->lock);
+    for (rs_task *j = e->head; j && !busy; j = j->next) {
+        bool live = j->state < RS_TASK_DONE ||
+                    (j->flatten_state[0] && strcmp(j->flatten_state, "running") == 0);
+        if (!live)
+            continue;
+        if ((j->image_id[0] && strncmp(image, j->image_id, strlen(j->image_id)) == 0) ||
+            (j->key && j->key[0] && strstr(image, j->key)))
+            busy = true;
+    }
+    pthread_mutex_unlock(&e->lock);
+    return busy;
+}
+
 int rs_tasks_wait_idle(rs_tasks *e, int timeout_ms)
 {
     struct timespec until;
