@@ -17,11 +17,72 @@
 
 #include <jansson.h>
 
+#include "common/log.h"
 #include "common/util.h"
 #include "conf/conf.h"
 #include "glance/glance_conf.h"
 #include "rbd/journal.h"
 #include "service/snapshot.h"
+
+/*
+ * The journal seen by the run: the CLI's file journal, except that the
+ * flow's successful end is held back until the Glance image is registered.
+ * A crash between the two then leaves an unfinished record, and `rbdsnap
+ * recover` rolls the job back (and deletes its Glance record) instead of
+ * forgetting a clone whose image never became active.
+ */
+typedef struct held_journal {
+    rs_journal base;
+    rs_journal *real;
+    rs_job held;
+    bool holding;
+} held_journal;
+
+static int hj_begin(rs_journal *j, const rs_job *job, rs_error *err)
+{
+    return rs_journal_begin(((held_journal *)j)->real, job, err);
+}
+
+static int hj_step_start(rs_journal *j, const rs_job *job, rs_step step, int disk,
+                         const char *details, rs_error *err)
+{
+    return rs_journal_step_start(((held_journal *)j)->real, job, step, disk, details, err);
+}
+
+static int hj_step_done(rs_journal *j, const rs_job *job, rs_step step, int disk,
+                        const char *details, rs_error *err)
+{
+    return rs_journal_step_done(((held_journal *)j)->real, job, step, disk, details, err);
+}
+
+static int hj_end(rs_journal *j, const rs_job *job, rs_error *err)
+{
+    held_journal *h = (held_journal *)j;
+    if (job->state == RS_JOB_DONE) {
+        h->held = *job;
+        h->holding = true;
+        return 0;
+    }
+    h->holding = false;
+    return rs_journal_end(h->real, job, err);
+}
+
+static int hj_list(rs_journal *j, rs_job **jobs, size_t *n, rs_error *err)
+{
+    return rs_journal_list_orphans(((held_journal *)j)->real, jobs, n, err);
+}
+
+static void hj_release(rs_journal *j, const char *id)
+{
+    rs_journal_release(((held_journal *)j)->real, id);
+}
+
+static void hj_close(rs_journal *j) { (void)j; }
+
+static const rs_journal_ops held_ops = {
+    .begin = hj_begin, .step_start = hj_step_start, .step_done = hj_step_done,
+    .end = hj_end, .list_orphans = hj_list, .release = hj_release, .close = hj_close,
+};
 
 /* The CLI's options win over the configuration file for this run. */
 static int override(char **field, const char *value)
@@ -55,6 +116,8 @@ int rs_cli_snapshot_glance(rs_cli *cli, const rs_cli_snapshot_glance_args *a,
     rs_error err = RS_ERROR_INIT;
     char *disks[RS_JOB_MAX_DISKS] = { 0 };
     char default_name[512];
+    held_journal held = { .base = { .ops = &held_ops } };
+    rs_journal *real_journal = NULL;
     int rc;
 
     if (a->image_id && !rs_is_uuid(a->image_id))
@@ -93,13 +156,22 @@ int rs_cli_snapshot_glance(rs_cli *cli, const rs_cli_snapshot_glance_args *a,
     if (rc < 0)
         goto out;
     if (a->journal_dir) {
-        rc = rs_journal_dir_open(a->journal_dir, &env.journal, &err);
+        rc = rs_journal_dir_open(a->journal_dir, &real_journal, &err);
         if (rc < 0)
             goto out;
+        held.real = real_journal;
+        env.journal = &held.base;
     }
 
     rs_snapshot_observer obs = { .arg = cli, .step = on_step, .cancel = cancel };
     rc = rs_snapshot_run(&env, &req, &obs, &res, &err);
+    if (rc == 0 && held.holding) {
+        /* Registered: now the flow's record may go. */
+        rs_error jerr = RS_ERROR_INIT;
+        if (rs_journal_end(real_journal, &held.held, &jerr) < 0)
+            rs_warn("job=%s journal end failed: %s", held.held.id, rs_error_msg(&jerr));
+        held.holding = false;
+    }
     if (rc < 0) {
         if (res.leftovers)
             rs_error_prefix(&err, "job %s left something behind (run `rbdsnap recover`)",
@@ -126,7 +198,7 @@ int rs_cli_snapshot_glance(rs_cli *cli, const rs_cli_snapshot_glance_args *a,
 out:
     for (size_t i = 0; i < a->nimages; i++)
         free(disks[i]);
-    rs_journal_close(env.journal);
+    rs_journal_close(real_journal);
     if (env.glance) {
         rs_glance_shutdown(env.glance);
         rs_glance_free(env.glance);
