@@ -592,7 +592,10 @@ int rs_snapshot_run(const rs_snapshot_env *env, const rs_snapshot_req *req,
             qc.dom = NULL;
     }
 
-    bool glance_created = false;
+    /* A resumed job's Glance record may exist from the first attempt even
+     * when this attempt cannot see it (Glance down): a failure must still
+     * try to delete it, or it is left `queued` (tests/chaos/glance_kill.sh). */
+    bool glance_created = req->resume;
     rs_flow_result *fres = calloc(1, sizeof *fres);
     if (!fres) {
         rc = rs_error_set(err, -ENOMEM, "out of memory");
