@@ -303,7 +303,7 @@ c_finish() {
 # c_outcome UUID IMAGE_ID: what a job left once the dust settled:
 #   clean     nothing at all (rolled back)
 #   complete  a finished snapshot and nothing else: Glance image active,
-#             images/<id>@snap, no parent (flattened), no source snapshot
+#             images/<id>@snap; a source snapshot only as its parent
 #   pending   journal records remain (recovery still working)
 #   debris    anything else (described on stderr)
 c_outcome() {
@@ -316,7 +316,9 @@ c_outcome() {
     if ((keys > 0)); then echo pending; return; fi
     if [[ ${snaps:-0} == 0 && $clone == no && -z $gl ]]; then echo clean; return; fi
     par=$(rbd info "images/$id" --format json 2>/dev/null | json '"yes" if d.get("parent") else "no"')
-    if [[ ${snaps:-0} == 0 && $clone == yes && $gl == active && $par == no ]] &&
+    # Unflattened (flatten=no, clone format 2): the source snapshot lives on
+    # in the trash namespace as the clone's parent; that is the product.
+    if [[ $clone == yes && $gl == active && ($par == yes || ${snaps:-0} == 0) ]] &&
         rbd snap ls "images/$id" 2>/dev/null | grep -qw snap; then
         echo complete
         return

