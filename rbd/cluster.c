@@ -80,8 +80,13 @@ static char *make_key(const rs_cluster_opts *o)
 
 bool rs_cluster_rc_is_disconnect(int rc)
 {
+    /* -ETIMEDOUT (osd/mon op timeout) too: an image handle that timed out
+     * while the OSD was down cannot release its exclusive lock, and librbd
+     * never breaks a lock held by its own client instance, so every later
+     * open/remove of that image from this connection fails -EBUSY (found by
+     * tests/chaos/osd_stop.sh).  A fresh connection breaks the stale lock. */
     return rc == -ESHUTDOWN || rc == -ENOTCONN || rc == -ECONNRESET ||
-           rc == -ECONNREFUSED || rc == -EPIPE;
+           rc == -ECONNREFUSED || rc == -EPIPE || rc == -ETIMEDOUT;
 }
 
 static void conn_destroy(struct conn *c)

@@ -58,7 +58,8 @@ static inline void rs_cluster_ioctx_put(rs_cluster *cl, void *ioctx)
 {
     rs_cluster_ioctx_put_rc(cl, ioctx, 0);
 }
-/* True for errors that mean "the connection is gone, reconnect". */
+/* True for errors that mean "the connection is gone or stuck, reconnect"
+ * (including op timeouts). */
 bool rs_cluster_rc_is_disconnect(int rc);
 
 /* Run a monitor command (JSON) and return its output (malloc'ed, NUL
