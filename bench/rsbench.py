@@ -372,6 +372,7 @@ def run_level_daemon(ctx, srcs, conc):
     cond = threading.Condition(lock)
     inflight = {}        # job id -> t0
     done_t = {}          # job id -> t_end
+    registered = {}      # job id -> when it was known to exist (after its POST)
     lat, fails, ids = [], [], []
     stop = threading.Event()
 
@@ -380,6 +381,7 @@ def run_level_daemon(ctx, srcs, conc):
         while not stop.is_set():
             live = set()
             complete = True
+            t_poll = time.monotonic()   # only jobs known before the lists were read
             try:
                 for st in ("queued", "running", "rolling_back"):
                     code, doc = h.req("GET", "/v1/jobs?state=" + st)
@@ -395,7 +397,7 @@ def run_level_daemon(ctx, srcs, conc):
             now = time.monotonic()
             with cond:
                 for jid in list(inflight):
-                    if jid not in live:
+                    if jid not in live and registered[jid] < t_poll:
                         done_t[jid] = now
                         del inflight[jid]
                         cond.notify_all()
@@ -423,6 +425,7 @@ def run_level_daemon(ctx, srcs, conc):
             ids.append(doc["image_id"])
             jobs.append(jid)
             inflight[jid] = t0
+            registered[jid] = time.monotonic()
             while jid not in done_t:
                 cond.wait(1.0)
             per_job[jid] = done_t[jid] - t0
