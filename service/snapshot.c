@@ -555,6 +555,19 @@ int rs_snapshot_run(const rs_snapshot_env *env, const rs_snapshot_req *req,
     r.job_id = job_id;
     r.image_id = image_id;
 
+    /* Snapshot of a domain: the instance is the domain (Nova: the domain's
+     * uuid is the instance uuid), for the Glance property and provenance. */
+    char dom_uuid[40] = "";
+    if (!r.instance_uuid && r.domain && env->virt) {
+        rs_virt_dom *d = NULL;
+        if (rs_virt_domain_lookup(env->virt, r.domain, &d, NULL) == 0) {
+            snprintf(dom_uuid, sizeof dom_uuid, "%s", rs_virt_dom_uuid(d));
+            rs_virt_dom_free(d);
+            if (rs_is_uuid(dom_uuid))
+                r.instance_uuid = dom_uuid;
+        }
+    }
+
     /* A domain whose root disk is a file: live/cold copy (snapshot_file.c). */
     bool file_backed = false;
     int arc = rs_snapshot_file_applies(env, &r, &file_backed, err);
@@ -587,7 +600,7 @@ int rs_snapshot_run(const rs_snapshot_env *env, const rs_snapshot_req *req,
     quiesce_ctx qc = { .policy = qpol, .timeout_s = conf->snapshot.quiesce_timeout,
                        .max_window_ms = (unsigned)conf->snapshot.max_freeze * 1000u };
     if (env->virt && qpol != RS_VIRT_QUIESCE_OFF && !req->disks) {
-        const char *who = req->instance_uuid ? req->instance_uuid : req->domain;
+        const char *who = r.instance_uuid ? r.instance_uuid : req->domain;
         if (rs_virt_domain_lookup(env->virt, who, &qc.dom, NULL) < 0)
             qc.dom = NULL;
     }
@@ -619,7 +632,7 @@ int rs_snapshot_run(const rs_snapshot_env *env, const rs_snapshot_req *req,
         extra[req->nprops] = (rs_kv){ "rbdsnap_job_id", job_id };
         rs_glance_image_spec spec = {
             .id = image_id, .name = req->name ? req->name : image_id, .snapshot = true,
-            .instance_uuid = req->instance_uuid, .base_image_ref = req->base_image_ref,
+            .instance_uuid = r.instance_uuid, .base_image_ref = req->base_image_ref,
             .owner_id = req->owner_id, .user_id = req->user_id, .disk_format = "raw",
             .container_format = "bare", .extra = extra, .nextra = req->nprops + 1,
         };
@@ -654,7 +667,7 @@ int rs_snapshot_run(const rs_snapshot_env *env, const rs_snapshot_req *req,
     proxy px = { .base = { .ops = &proxy_ops }, .real = env->journal, .obs = obs };
     flat_ctx fc = { .obs = obs, .base = 40, .span = 30 };
     rs_flow_request freq = {
-        .job_id = job_id, .instance_uuid = req->instance_uuid, .src_pool = pool,
+        .job_id = job_id, .instance_uuid = r.instance_uuid, .src_pool = pool,
         .images = (const char *const *)images, .nimages = n, .dest_pool = conf->snapshot.dest_pool,
         .target = image_id, .flatten = flatten, .clone_format = clone_format,
         .snap_prefix = conf->snapshot.snap_prefix,
