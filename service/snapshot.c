@@ -410,6 +410,8 @@ static int add_location_until_deadline(const rs_snapshot_env *env, const char *i
                         attempts, (unsigned long long)elapsed);
             return 0;
         }
+        if (delay > deadline_ms - elapsed)
+            delay = (unsigned)(deadline_ms - elapsed);   /* one last try at the deadline */
         rs_warn("image=%s glance unavailable rc=%d attempt=%d retry_in_ms=%u deadline_s=%d "
                 "error=\"%s\"", image_id, rc, attempts, delay,
                 env->conf->glance.register_deadline, rs_error_msg(&aerr));
@@ -419,7 +421,7 @@ static int add_location_until_deadline(const rs_snapshot_env *env, const char *i
                                     "Glance was unavailable: %s", image_id, rs_error_msg(&aerr));
             rs_sleep_ms(100);
         }
-        delay = delay * 2 > 8000 ? 8000 : delay * 2;
+        delay = delay * 2 > 8000 ? 8000 : (delay ? delay * 2 : 500);
     }
 }
 
