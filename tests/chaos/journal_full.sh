@@ -26,7 +26,7 @@ consistent() {
     req=$(grep '^req\.' <<<"$keys" | sed 's/^req\.//' | sort)
     [[ $own == "$req" ]] || { c_log "journal: own=[$own] req=[$req]"; return 1; }
 }
-pool_full() { ceph osd pool ls detail 2>/dev/null | grep "'$JP'" | grep -q full; }
+pool_full() { local l; l=$(ceph osd pool ls detail 2>/dev/null | grep "'$JP'"); [[ $l == *full* ]]; }
 
 conf=$(c_conf d "$RBDSNAP_CONF" journal.pool="\"$JP\"" ceph.osd_op_timeout=10 \
     journal.lease_seconds=6)

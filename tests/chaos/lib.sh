@@ -318,8 +318,9 @@ c_outcome() {
     par=$(rbd info "images/$id" --format json 2>/dev/null | json '"yes" if d.get("parent") else "no"')
     # Unflattened (flatten=no, clone format 2): the source snapshot lives on
     # in the trash namespace as the clone's parent; that is the product.
-    if [[ $clone == yes && $gl == active && ($par == yes || ${snaps:-0} == 0) ]] &&
-        rbd snap ls "images/$id" 2>/dev/null | grep -qw snap; then
+    local csnaps
+    csnaps=$(rbd snap ls "images/$id" --format json 2>/dev/null | json '" ".join(x["name"] for x in d or [])')
+    if [[ $clone == yes && $gl == active && ($par == yes || ${snaps:-0} == 0) && " $csnaps " == *" snap "* ]]; then
         echo complete
         return
     fi

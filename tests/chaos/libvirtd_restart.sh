@@ -46,7 +46,9 @@ cli=$!
 # Wait for the mirror (a block job on vda), then restart libvirtd.
 seen=0
 for _ in $(seq 600); do
-    if V blockjob "$DOM" vda --info 2>/dev/null | grep -qi 'copy'; then seen=1; break; fi
+    # (no grep -q in a pipeline under pipefail: SIGPIPE would hide a match)
+    bj=$(V blockjob "$DOM" vda --info 2>/dev/null)
+    if [[ $bj == *[Cc]opy* ]]; then seen=1; break; fi
     kill -0 "$cli" 2>/dev/null || break
     sleep 0.1
 done
