@@ -47,7 +47,7 @@ cli=$!
 seen=0
 for _ in $(seq 600); do
     # (no grep -q in a pipeline under pipefail: SIGPIPE would hide a match)
-    bj=$(V blockjob "$DOM" vda --info 2>/dev/null)
+    bj=$(V blockjob "$DOM" vda --info 2>&1)
     if [[ $bj == *[Cc]opy* ]]; then seen=1; break; fi
     kill -0 "$cli" 2>/dev/null || break
     sleep 0.1
