@@ -169,11 +169,17 @@ osd memory target = 1073741824
 bluestore block create = true
 bluestore block size = $((size_gb * 1024 * 1024 * 1024))
 bluestore fsck on mount = false
+# A client killed -9 keeps its watch (and so its image's exclusive lock)
+# until this timeout; 30 s by default.  Crash tests kill clients on
+# purpose: 8 s keeps them fast, and clients ping every 2 s (below).
+osd client watch timeout = 8
 memstore device bytes = $((size_gb * 1024 * 1024 * 1024))
 
 [client]
 # Concurrent clients would collide on one socket ("File exists").
 admin socket =
+# Watch pings every 2 s, well inside the OSD's 8 s watch timeout.
+objecter tick interval = 2
 log file = $LAB_CEPH_DIR/log/client.log
 EOF
 }
