@@ -36,6 +36,10 @@ struct _virConnect *rs_virt_conn_ptr(rs_virt_conn *c);   /* borrowed */
 struct _virConnect *rs_virt_conn_get(rs_virt_conn *c, rs_error *err);
 struct _virDomain *rs_virt_dom_ptr(rs_virt_dom *d);
 rs_virt_conn *rs_virt_dom_conn(rs_virt_dom *d);
+/* If @d's connection is dead (libvirtd restarted), reconnect through the
+ * shared connection and re-look the domain up by uuid; rs_virt_dom_ptr()
+ * then returns the new handle.  0 when alive or renewed. */
+int rs_virt_dom_refresh(rs_virt_dom *d, rs_error *err);
 /* Last libvirt error of this thread: code (virErrorNumber, 0 if none) and
  * message (never NULL). */
 int rs_virt_last_error(const char **msg);

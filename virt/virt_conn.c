@@ -303,6 +303,38 @@ void rs_virt_dom_free(rs_virt_dom *d)
     free(d);
 }
 
+int rs_virt_dom_refresh(rs_virt_dom *d, rs_error *err)
+{
+    virConnectPtr conn;
+    virDomainPtr dom = NULL;
+    const char *msg;
+    int code;
+
+    if (d->dom && virConnectIsAlive(virDomainGetConnect(d->dom)) == 1)
+        return 0;
+    conn = rs_virt_conn_get(d->c, err);
+    if (!conn)
+        return err ? err->code : -ECONNREFUSED;
+    if (d->uuid[0])
+        dom = virDomainLookupByUUIDString(conn, d->uuid);
+    else
+        dom = virDomainLookupByName(conn, d->name);
+    if (!dom) {
+        code = rs_virt_last_error(&msg);
+        virConnectClose(conn);
+        return rs_error_set(err, code == VIR_ERR_NO_DOMAIN ? -ENOENT : -EIO,
+                            "domain %s: lookup after reconnect failed: %s",
+                            d->name, msg);
+    }
+    virConnectClose(conn);   /* the domain holds its own reference */
+    if (d->dom)
+        virDomainFree(d->dom);
+    d->dom = dom;
+    rs_warn("msg=\"domain handle renewed after reconnect\" domain=%s uuid=%s",
+            d->name, d->uuid);
+    return 0;
+}
+
 const char *rs_virt_dom_name(const rs_virt_dom *d) { return d->name; }
 const char *rs_virt_dom_uuid(const rs_virt_dom *d) { return d->uuid; }
 struct _virDomain *rs_virt_dom_ptr(rs_virt_dom *d) { return d->dom; }

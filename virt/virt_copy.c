@@ -246,7 +246,9 @@ static int abort_old_job(virDomainPtr dom, const char *name, const char *disk,
     return 0;
 }
 
-static void end_job_quietly(virDomainPtr dom, const char *name, const char *disk)
+/* Abort the block job on @disk and wait (bounded) for it to go.  True when
+ * no job is left (as far as libvirt can tell). */
+static bool end_job_quietly(virDomainPtr dom, const char *name, const char *disk)
 {
     virDomainBlockJobInfo info;
     const char *msg;
@@ -259,12 +261,42 @@ static void end_job_quietly(virDomainPtr dom, const char *name, const char *disk
     for (int i = 0; i < OLD_JOB_WAIT_MS / POLL_MS &&
                     virDomainGetBlockJobInfo(dom, disk, &info, 0) == 1; i++)
         rs_sleep_ms(POLL_MS);
+    return virDomainGetBlockJobInfo(dom, disk, &info, 0) == 0;
 }
 
-static int redefine(virConnectPtr conn, const char *name, const char *xml,
+/* The domain handle of @d, renewed first if its connection died (libvirtd
+ * restarted): every clean-up call must go through a live connection. */
+static virDomainPtr live_dom(rs_virt_dom *d)
+{
+    rs_error lerr = RS_ERROR_INIT;
+    if (rs_virt_dom_refresh(d, &lerr) < 0)
+        rs_err("msg=\"cannot renew libvirt connection\" domain=%s err=\"%s\"",
+               rs_virt_dom_name(d), rs_error_msg(&lerr));
+    rs_error_clear(&lerr);
+    return rs_virt_dom_ptr(d);
+}
+
+/* End the copy job on a live connection; one more try on a renewed one if
+ * the connection died meanwhile.  True when no job is left. */
+static bool end_job_fresh(rs_virt_dom *d, const char *disk)
+{
+    const char *name = rs_virt_dom_name(d);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        virDomainPtr dom = live_dom(d);
+        if (end_job_quietly(dom, name, disk))
+            return true;
+        if (virConnectIsAlive(virDomainGetConnect(dom)) == 1)
+            break;
+    }
+    rs_err("msg=\"block job may still run, delta kept for recovery\" domain=%s disk=%s",
+           name, disk);
+    return false;
+}
+
+static int redefine(rs_virt_dom *d, const char *name, const char *xml,
                     rs_error *err)
 {
-    virDomainPtr nd = virDomainDefineXML(conn, xml);
+    virDomainPtr nd = virDomainDefineXML(virDomainGetConnect(live_dom(d)), xml);
     const char *msg;
     if (!nd) {
         rs_virt_last_error(&msg);
@@ -370,7 +402,6 @@ int rs_virt_live_copy(rs_virt_dom *d, const rs_virt_disk *disk,
 {
     const char *name = rs_virt_dom_name(d);
     virDomainPtr dom = rs_virt_dom_ptr(d);
-    virConnectPtr conn = virDomainGetConnect(dom);
     virDomainBlockInfo binfo;
     virDomainBlockJobInfo jinfo;
     rs_virt_quiesce *q = NULL;
@@ -542,8 +573,10 @@ int rs_virt_live_copy(rs_virt_dom *d, const rs_virt_disk *disk,
     rc = rs_virt_quiesce_end(q, &rep->freeze_ms, err);
     q = NULL;
     if (r < 0) {
-        rc = rs_error_set(err, -EIO, "domain %s disk %s: ending the block job failed: %s",
-                          name, disk->target, abort_msg);
+        bool lost = virConnectIsAlive(virDomainGetConnect(dom)) != 1;
+        rc = rs_error_set(err, -EIO, "domain %s disk %s: ending the block job failed: %s%s",
+                          name, disk->target, abort_msg,
+                          lost ? " (libvirt connection lost, copy rolled back)" : "");
         goto out;
     }
     job_started = false;
@@ -555,7 +588,7 @@ int rs_virt_live_copy(rs_virt_dom *d, const rs_virt_disk *disk,
             (unsigned long long)rep->end_job_ms, rep->quiesced);
 
     if (undefined) {
-        rc = redefine(conn, name, saved_xml, err);
+        rc = redefine(d, name, saved_xml, err);
         if (rc < 0) {
             cleanup_ok = false;
             goto out;
@@ -567,9 +600,13 @@ int rs_virt_live_copy(rs_virt_dom *d, const rs_virt_disk *disk,
     rc = convert(o, delta, "qcow2", rep, err);
 
 out:
-    if (job_started)
-        end_job_quietly(dom, name, disk->target);
-    if (undefined && redefine(conn, name, saved_xml, err) < 0) {
+    /* after a libvirtd restart the old handle is dead: end the job through
+     * a renewed connection, and never delete a delta QEMU may still write */
+    if (job_started && !end_job_fresh(d, disk->target)) {
+        cleanup_ok = false;
+        delta_made = false;
+    }
+    if (undefined && redefine(d, name, saved_xml, err) < 0) {
         cleanup_ok = false;
         if (rc == 0)
             rc = err ? err->code : -EIO;
