@@ -181,7 +181,11 @@ static int fenced_write(rj *r, const char *id, bool fence, const char *const *se
     }
     if (nrm)
         rados_write_op_omap_rm_keys(op, rm_keys, nrm);
-    rc = rados_write_op_operate2(op, c.io, RS_JOURNAL_RADOS_OBJECT, NULL, 0);
+    /* A removal-only write never grows the pool: FULL_TRY lets it through
+     * on a full pool (quota or ENOSPC), which is how space is freed; any
+     * other write waits for space (the objecter pauses it) as usual. */
+    int flags = nset == 0 && nrm ? LIBRADOS_OPERATION_FULL_TRY : 0;
+    rc = rados_write_op_operate2(op, c.io, RS_JOURNAL_RADOS_OBJECT, NULL, flags);
     rados_release_write_op(op);
     if (fence && (rc == -ECANCELED || cmp_rval < 0 || rc == -ENOENT)) {
         rc = rs_error_set(err, -ESTALE, "journal: job %s is no longer owned by %s (taken over)",

@@ -19,6 +19,13 @@
  * A job is forgotten (all keys removed) once it is done or rolled back.
  * Recovery of a record: never started -> run it; flow finished -> finish
  * the registration (and deferred flatten); anything else -> roll back.
+ *
+ * When that removal fails (journal pool full, OSD down) the record is
+ * marked "phase": "settled" if the journal still takes that write, and the
+ * job stays on an in-memory list whose removal the timer retries with
+ * exponential backoff (2 s doubling to 5 min); a "settled" record found at
+ * start-up is only removed, never run again.  A job kept in the journal
+ * for recovery (leftovers) is re-queued with the same backoff, per job.
  */
 #define RS_LOG_MODULE "rbdsnapd"
 #include "service/service.h"
@@ -42,6 +49,19 @@
 #include "service/service-priv.h"
 #include "service/snapshot.h"
 
+#define BACKOFF_FIRST_MS 2000u
+#define BACKOFF_MAX_MS 300000u
+
+/* A job whose journal record must be removed (forget) or whose recovery
+ * must wait (backoff only). */
+typedef struct pending {
+    char id[RS_JOB_ID_MAX];
+    bool forget;
+    uint64_t next_ms;
+    unsigned delay_ms;
+    struct pending *next;
+} pending;
+
 typedef struct svc {
     rs_conf *conf;
     rs_cluster *cl;
@@ -55,7 +75,114 @@ typedef struct svc {
     rs_snapshot_env env;
     char owner[300];
     bool lease_ok;
+    pthread_mutex_t plock;
+    pending *pending;
 } svc;
+
+/* ---- per-job retry backoff -------------------------------------------------------- */
+
+static pending *pend_find_locked(svc *s, const char *id)
+{
+    for (pending *p = s->pending; p; p = p->next)
+        if (strcmp(p->id, id) == 0)
+            return p;
+    return NULL;
+}
+
+/* Next retry of @id: 2 s after the first failure, doubling up to 5 min. */
+static void backoff_schedule(svc *s, const char *id, bool forget)
+{
+    pthread_mutex_lock(&s->plock);
+    pending *p = pend_find_locked(s, id);
+    if (!p) {
+        p = calloc(1, sizeof *p);
+        if (p) {
+            snprintf(p->id, sizeof p->id, "%s", id);
+            p->next = s->pending;
+            s->pending = p;
+        }
+    } else {
+        p->delay_ms = p->delay_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->delay_ms * 2;
+    }
+    if (p) {
+        if (!p->delay_ms)
+            p->delay_ms = BACKOFF_FIRST_MS;
+        p->forget = p->forget || forget;
+        p->next_ms = rs_now_ms() + p->delay_ms;
+        rs_info("job=%s retry=%s in_ms=%u", id, p->forget ? "forget" : "recover", p->delay_ms);
+    }
+    pthread_mutex_unlock(&s->plock);
+}
+
+static void backoff_drop(svc *s, const char *id)
+{
+    pthread_mutex_lock(&s->plock);
+    for (pending **pp = &s->pending; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->id, id) == 0) {
+            pending *p = *pp;
+            *pp = p->next;
+            free(p);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->plock);
+}
+
+/* True if @id may be retried now (no backoff pending, or it expired). */
+static bool backoff_due(svc *s, const char *id, bool *forget)
+{
+    pthread_mutex_lock(&s->plock);
+    pending *p = pend_find_locked(s, id);
+    bool due = !p || rs_now_ms() >= p->next_ms;
+    if (forget)
+        *forget = p && p->forget;
+    pthread_mutex_unlock(&s->plock);
+    return due;
+}
+
+static void backoff_free(svc *s)
+{
+    while (s->pending) {
+        pending *p = s->pending;
+        s->pending = p->next;
+        free(p);
+    }
+}
+
+/* Remove job @id's records.  On failure the job stays active here (never
+ * re-run by this process) and the removal is retried by the timer. */
+static int forget_job(svc *s, const char *id)
+{
+    rs_error err = RS_ERROR_INIT;
+    int rc = rs_journal_rados_forget(s->journal, id, &err);
+    if (rc == 0 || rc == -ESTALE) {
+        if (rc == -ESTALE) {
+            rs_warn("job=%s journal forget: %s", id, rs_error_msg(&err));
+            rs_journal_rados_set_active(s->journal, id, false);
+        }
+        backoff_drop(s, id);
+        return rc;
+    }
+    rs_warn("job=%s journal forget failed rc=%d error=\"%s\"", id, rc, rs_error_msg(&err));
+    backoff_schedule(s, id, true);
+    return rc;
+}
+
+/* Timer: retry the removals whose backoff expired. */
+static void retry_forgets(svc *s)
+{
+    char ids[16][RS_JOB_ID_MAX];
+    size_t n = 0;
+    uint64_t now = rs_now_ms();
+    pthread_mutex_lock(&s->plock);
+    for (pending *p = s->pending; p && n < 16; p = p->next)
+        if (p->forget && now >= p->next_ms)
+            snprintf(ids[n++], sizeof ids[0], "%s", p->id);
+    pthread_mutex_unlock(&s->plock);
+    for (size_t i = 0; i < n; i++)
+        if (forget_job(s, ids[i]) == 0)
+            rs_info("job=%s journal record removed (retry)", ids[i]);
+}
 
 /* ---- journal records ------------------------------------------------------------ */
 
@@ -285,12 +412,26 @@ static void count_error(svc *s, rs_snapshot_phase last, int rc)
  * it (leftovers: recovery retries). */
 static void settle(svc *s, rs_task *t, bool keep)
 {
-    rs_error err = RS_ERROR_INIT;
-    if (!keep) {
-        if (rs_journal_rados_forget(s->journal, rs_task_id(t), &err) < 0)
-            rs_warn("job=%s journal forget failed: %s", rs_task_id(t), rs_error_msg(&err));
-    } else {
-        rs_journal_rados_set_active(s->journal, rs_task_id(t), false);
+    const char *id = rs_task_id(t);
+    if (keep) {
+        /* Recovery retries it, no sooner than its backoff allows. */
+        backoff_schedule(s, id, false);
+        rs_journal_rados_set_active(s->journal, id, false);
+        return;
+    }
+    int rc = forget_job(s, id);
+    if (rc == 0 || rc == -ESTALE)
+        return;
+    /* Final state not journaled: mark the record settled if the journal
+     * still takes that write, so that a restart only removes it. */
+    char *text = record_text(rs_task_request(t), rs_task_image_id(t), "settled", 0);
+    if (text) {
+        rs_error err = RS_ERROR_INIT;
+        int urc = rs_journal_rados_update(s->journal, id, text, &err);
+        if (urc < 0)
+            rs_warn("job=%s cannot mark the journal record settled rc=%d error=\"%s\"", id,
+                    urc, rs_error_msg(&err));
+        free(text);
     }
 }
 
@@ -456,6 +597,27 @@ static void queue_orphans(svc *s)
         json_t *rec = e[i].request ? json_loads(e[i].request, 0, NULL) : NULL;
         json_t *req = rec ? json_object_get(rec, "request") : NULL;
         const char *image_id = rec ? jstr(rec, "image_id") : NULL;
+        const char *phase = rec ? jstr(rec, "phase") : NULL;
+        bool forget = false;
+        bool due = backoff_due(s, e[i].id, &forget);
+        if ((phase && strcmp(phase, "settled") == 0) || forget) {
+            /* The job reached a final state but its record could not be
+             * removed: cleanup only, never run it again. */
+            if (due) {
+                rs_info("job=%s journal record of a finished job: removing it", e[i].id);
+                forget_job(s, e[i].id);
+            } else {
+                rs_journal_release(s->journal, e[i].id);
+            }
+            json_decref(rec);
+            continue;
+        }
+        if (!due) {
+            /* Recovery of this job failed recently: wait for its backoff. */
+            rs_journal_release(s->journal, e[i].id);
+            json_decref(rec);
+            continue;
+        }
         if (!rec) {
             rec = json_pack("{s:s}", "phase", "flow");
         }
@@ -477,6 +639,7 @@ static void queue_orphans(svc *s)
         rs_error serr = RS_ERROR_INIT;
         if (rs_tasks_submit(s->tasks, &sub, NULL, &serr) < 0) {
             rs_warn("job=%s cannot queue recovered job: %s", e[i].id, rs_error_msg(&serr));
+            backoff_schedule(s, e[i].id, false);
             rs_journal_release(s->journal, e[i].id);
         } else {
             rs_info("job=%s recovered phase=%s", e[i].id, jstr(rec, "phase"));
@@ -506,6 +669,7 @@ static void timer_tick(svc *s)
     if (claimed)
         rs_metrics_counter_add(s->metrics, "rbdsnap_jobs_taken_over_total",
                                "Jobs taken over from daemons whose lease expired", NULL, claimed);
+    retry_forgets(s);
     queue_orphans(s);
 }
 
@@ -637,6 +801,7 @@ static void teardown(svc *s, int timeout_s)
         rs_cluster_unref(s->cl);
     }
     rs_conf_free(s->conf);
+    backoff_free(s);
 }
 
 int rs_daemon_main(int argc, char **argv)
@@ -664,6 +829,7 @@ int rs_daemon_main(int argc, char **argv)
     }
     svc s;
     memset(&s, 0, sizeof s);
+    pthread_mutex_init(&s.plock, NULL);
     rs_error err = RS_ERROR_INIT;
     s.conf = rs_conf_new();
     if (!s.conf) {
