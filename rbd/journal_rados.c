@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -579,6 +580,9 @@ int rs_journal_rados_forget(rs_journal *j, const char *id, rs_error *err)
     int rc;
     if (!ko || !kr || !kf) {
         rc = rs_error_set(err, -ENOMEM, "journal: out of memory");
+    } else if ((rc = rs_failpoint("rbd.journal.forget")) < 0) {
+        rs_error_set(err, rc, "journal %s/%s: removal of job %s failed (failpoint)", r->pool,
+                     r->ns, id);
     } else {
         const char *keys[3] = { ko, kr, kf };
         rc = fenced_write(r, id, true, NULL, NULL, 0, keys, 3, err);
