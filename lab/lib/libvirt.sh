@@ -255,8 +255,22 @@ _lab_libvirt_kill_wait() {
     sleep 0.2
 }
 
+# libvirtd/virtlogd processes of this lab dir that the pid files no longer
+# name: a libvirtd restarted in its own new namespace (tests/chaos) leaves the
+# old namespace's virtlogd behind.  Found by the lab dir in their environment.
+_lab_libvirt_strays() {
+    local p
+    for p in $(pgrep -x 'virtlogd|libvirtd'); do
+        if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null |
+            grep -Fx "RBDSNAP_LAB_DIR=$LAB_DIR" >/dev/null; then
+            echo "$p"
+        fi
+    done
+    return 0
+}
+
 lab_libvirt_stop() {
-    local d dom lpid vpid qpids rc=0
+    local d dom lpid vpid qpids strays rc=0
     d=$(_lab_libvirt_dir)
     [ -d "$d" ] || return 0
     lpid=$(_lab_libvirt_pidfile_pid libvirtd) || lpid=
@@ -273,6 +287,12 @@ lab_libvirt_stop() {
         _lab_libvirt_kill_wait libvirtd "$lpid"
     fi
     [ -n "$vpid" ] && _lab_libvirt_kill_wait virtlogd "$vpid"
+    strays=$(_lab_libvirt_strays)
+    if [ -n "$strays" ]; then
+        _lab_libvirt_log "stopping stray libvirtd/virtlogd of this lab: $(echo $strays)"
+        # shellcheck disable=SC2086
+        _lab_libvirt_kill_wait libvirt-stray $strays
+    fi
     # Whatever QEMU is still there (daemon crashed, destroy failed) goes too.
     qpids=$(_lab_libvirt_qemu_pids)
     if [ -n "$qpids" ]; then
