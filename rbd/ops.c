@@ -2,7 +2,7 @@
  * ops.c - idempotent RBD primitives, see ops.h.
  *
  * Each public function packs its arguments into a small struct and hands a
- * static worker to with_ioctx(), which borrows the pool's cached ioctx,
+ * static worker to rs_rbd_with_ioctx() (ops-priv.h), which borrows the pool's cached ioctx,
  * runs the worker and, when the worker failed with a connection-class
  * error, retires the connection and runs it once more on a fresh one.
  * Workers open the image, do one thing, close it; they fill @err at the
@@ -11,6 +11,7 @@
 #define RS_LOG_MODULE "rbd.ops"
 #include "rbd/ops.h"
 
+#include "rbd/ops-priv.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -25,9 +26,8 @@
 #include <rados/librados.h>
 #include <rbd/librbd.h>
 
-typedef int (*worker_fn)(rados_ioctx_t io, void *arg, rs_error *err);
-
-static int with_ioctx(rs_cluster *cl, const char *pool, worker_fn fn, void *arg, rs_error *err)
+int rs_rbd_with_ioctx(rs_cluster *cl, const char *pool, rs_rbd_worker_fn fn, void *arg,
+                      rs_error *err)
 {
     int rc = 0;
 
@@ -108,7 +108,7 @@ int rs_rbd_image_create(rs_cluster *cl, const char *pool, const char *image, uin
                         rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .size = size };
-    return with_ioctx(cl, pool, w_create, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_create, &a, err);
 }
 
 static int w_exists(rados_ioctx_t io, void *p, rs_error *err)
@@ -132,7 +132,7 @@ int rs_rbd_image_exists(rs_cluster *cl, const char *pool, const char *image, boo
                         rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .exists = exists };
-    return with_ioctx(cl, pool, w_exists, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_exists, &a, err);
 }
 
 static int w_size(rados_ioctx_t io, void *p, rs_error *err)
@@ -154,7 +154,7 @@ int rs_rbd_image_size(rs_cluster *cl, const char *pool, const char *image, const
                       uint64_t *size, rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .snap = snap, .out64 = size };
-    return with_ioctx(cl, pool, w_size, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_size, &a, err);
 }
 
 static int w_remove(rados_ioctx_t io, void *p, rs_error *err)
@@ -176,7 +176,7 @@ static int w_remove(rados_ioctx_t io, void *p, rs_error *err)
 int rs_rbd_image_remove(rs_cluster *cl, const char *pool, const char *image, rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image };
-    return with_ioctx(cl, pool, w_remove, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_remove, &a, err);
 }
 
 void rs_rbd_names_free(char **names, size_t n)
@@ -231,7 +231,7 @@ int rs_rbd_image_list(rs_cluster *cl, const char *pool, char ***names, size_t *n
     struct a_img a = { .pool = pool, .buf = names, .n = n };
     *names = NULL;
     *n = 0;
-    return with_ioctx(cl, pool, w_list, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_list, &a, err);
 }
 
 static int w_parent(rados_ioctx_t io, void *p, rs_error *err)
@@ -264,7 +264,7 @@ int rs_rbd_get_parent(rs_cluster *cl, const char *pool, const char *image, char 
                       char **pimage, char **psnap, rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .str = ppool, .str2 = pimage, .str3 = psnap };
-    return with_ioctx(cl, pool, w_parent, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_parent, &a, err);
 }
 
 /* ---- snapshots ------------------------------------------------------- */
@@ -297,7 +297,7 @@ int rs_rbd_snap_create(rs_cluster *cl, const char *pool, const char *image, cons
                        rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .snap = snap };
-    return with_ioctx(cl, pool, w_snap_create, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_snap_create, &a, err);
 }
 
 static int w_snap_exists(rados_ioctx_t io, void *p, rs_error *err)
@@ -323,7 +323,7 @@ int rs_rbd_snap_exists(rs_cluster *cl, const char *pool, const char *image, cons
                        bool *exists, rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .snap = snap, .exists = exists };
-    return with_ioctx(cl, pool, w_snap_exists, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_snap_exists, &a, err);
 }
 
 static int img_protect(rbd_image_t img, const char *pool, const char *image, const char *snap,
@@ -359,7 +359,7 @@ int rs_rbd_snap_protect(rs_cluster *cl, const char *pool, const char *image, con
                         rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .snap = snap };
-    return with_ioctx(cl, pool, w_protect, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_protect, &a, err);
 }
 
 static int w_unprotect(rados_ioctx_t io, void *p, rs_error *err)
@@ -391,7 +391,7 @@ int rs_rbd_snap_unprotect(rs_cluster *cl, const char *pool, const char *image, c
                           rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .snap = snap };
-    return with_ioctx(cl, pool, w_unprotect, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_unprotect, &a, err);
 }
 
 static int w_is_protected(rados_ioctx_t io, void *p, rs_error *err)
@@ -415,7 +415,7 @@ int rs_rbd_snap_is_protected(rs_cluster *cl, const char *pool, const char *image
                              const char *snap, bool *prot, rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .snap = snap, .exists = prot };
-    return with_ioctx(cl, pool, w_is_protected, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_is_protected, &a, err);
 }
 
 static int img_snap_remove(rbd_image_t img, const char *pool, const char *image,
@@ -451,7 +451,7 @@ int rs_rbd_snap_remove(rs_cluster *cl, const char *pool, const char *image, cons
                        bool unprotect, rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .snap = snap, .unprotect = unprotect };
-    return with_ioctx(cl, pool, w_snap_remove, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_snap_remove, &a, err);
 }
 
 void rs_rbd_snap_list_free(rs_rbd_snap_info *snaps, size_t n)
@@ -538,7 +538,7 @@ int rs_rbd_snap_list(rs_cluster *cl, const char *pool, const char *image,
     struct a_img a = { .pool = pool, .image = image, .snaps = snaps, .n = n };
     *snaps = NULL;
     *n = 0;
-    return with_ioctx(cl, pool, w_snap_list, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_snap_list, &a, err);
 }
 
 /* ---- clones ---------------------------------------------------------- */
@@ -596,7 +596,7 @@ int rs_rbd_clone(rs_cluster *cl, const char *ppool, const char *pimage, const ch
 {
     struct a_img a = { .pool = ppool, .image = pimage, .snap = psnap, .cpool = cpool,
                        .cimage = cimage, .format = format, .cl = cl };
-    int rc = with_ioctx(cl, ppool, w_clone_inner, &a, err);
+    int rc = rs_rbd_with_ioctx(cl, ppool, w_clone_inner, &a, err);
     if (rc == 1)
         return check_clone_parent(cl, &a, err);
     return rc;
@@ -664,7 +664,7 @@ int rs_rbd_list_children(rs_cluster *cl, const char *pool, const char *image, co
     struct a_img a = { .pool = pool, .image = image, .snap = snap, .snaps = children, .n = n };
     *children = NULL;
     *n = 0;
-    return with_ioctx(cl, pool, w_children, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_children, &a, err);
 }
 
 static int flatten_cb(uint64_t done, uint64_t total, void *p)
@@ -701,7 +701,7 @@ int rs_rbd_flatten(rs_cluster *cl, const char *pool, const char *image, rs_rbd_p
                    void *arg, rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .cb = cb, .cbarg = arg };
-    return with_ioctx(cl, pool, w_flatten, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_flatten, &a, err);
 }
 
 /* ---- metadata -------------------------------------------------------- */
@@ -725,7 +725,7 @@ int rs_rbd_metadata_set(rs_cluster *cl, const char *pool, const char *image, con
                         const char *value, rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .key = key, .value = value };
-    return with_ioctx(cl, pool, w_md_set, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_md_set, &a, err);
 }
 
 struct a_many {
@@ -765,7 +765,7 @@ int rs_rbd_metadata_set_many(rs_cluster *cl, const char *pool, const char *image
                              rs_error *err)
 {
     struct a_many a = { .pool = pool, .image = image, .keys = keys, .values = values, .n = n };
-    return with_ioctx(cl, pool, w_md_set_many, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_md_set_many, &a, err);
 }
 
 static int w_md_get(rados_ioctx_t io, void *p, rs_error *err)
@@ -792,7 +792,7 @@ int rs_rbd_metadata_get(rs_cluster *cl, const char *pool, const char *image, con
                         char **value, rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .key = key, .str = value };
-    return with_ioctx(cl, pool, w_md_get, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_md_get, &a, err);
 }
 
 static int img_md_remove(rbd_image_t img, const char *pool, const char *image, const char *key,
@@ -825,7 +825,7 @@ int rs_rbd_metadata_remove(rs_cluster *cl, const char *pool, const char *image,
                            const char *key, rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .key = key };
-    return with_ioctx(cl, pool, w_md_remove, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_md_remove, &a, err);
 }
 
 static int w_md_list(rados_ioctx_t io, void *p, rs_error *err)
@@ -898,7 +898,7 @@ int rs_rbd_metadata_list(rs_cluster *cl, const char *pool, const char *image,
                        .values = values, .n = n };
     *keys = *values = NULL;
     *n = 0;
-    return with_ioctx(cl, pool, w_md_list, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_md_list, &a, err);
 }
 
 /* ---- data ------------------------------------------------------------ */
@@ -925,7 +925,7 @@ int rs_rbd_read(rs_cluster *cl, const char *pool, const char *image, const char 
 {
     struct a_img a = { .pool = pool, .image = image, .snap = snap, .off = off, .len = len,
                        .buf = buf };
-    return with_ioctx(cl, pool, w_read, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_read, &a, err);
 }
 
 static int w_write(rados_ioctx_t io, void *p, rs_error *err)
@@ -949,7 +949,7 @@ int rs_rbd_write(rs_cluster *cl, const char *pool, const char *image, uint64_t o
                  const void *buf, rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .off = off, .len = len, .cbuf = buf };
-    return with_ioctx(cl, pool, w_write, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_write, &a, err);
 }
 
 static int w_checksum(rados_ioctx_t io, void *p, rs_error *err)
@@ -993,7 +993,7 @@ int rs_rbd_checksum(rs_cluster *cl, const char *pool, const char *image, const c
                     uint64_t *sum, rs_error *err)
 {
     struct a_img a = { .pool = pool, .image = image, .snap = snap, .out64 = sum };
-    return with_ioctx(cl, pool, w_checksum, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_checksum, &a, err);
 }
 
 /* ---- clone format ---------------------------------------------------- */

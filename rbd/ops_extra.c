@@ -9,6 +9,7 @@
 #define RS_LOG_MODULE "rbd.ops"
 #include "rbd/ops_extra.h"
 
+#include "rbd/ops-priv.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -22,31 +23,6 @@
 #include <jansson.h>
 #include <rados/librados.h>
 #include <rbd/librbd.h>
-
-typedef int (*worker_fn)(rados_ioctx_t io, void *arg, rs_error *err);
-
-static int with_ioctx(rs_cluster *cl, const char *pool, worker_fn fn, void *arg, rs_error *err)
-{
-    int rc = 0;
-
-    for (int attempt = 0; attempt < 2; attempt++) {
-        void *io = NULL;
-        rs_error tmp = RS_ERROR_INIT;
-
-        rc = rs_cluster_ioctx_get(cl, pool, &io, &tmp);
-        if (rc == 0) {
-            rc = fn((rados_ioctx_t)io, arg, &tmp);
-            rs_cluster_ioctx_put_rc(cl, io, rc);
-        }
-        if (rc >= 0 || !rs_cluster_rc_is_disconnect(rc) || attempt == 1) {
-            if (rc < 0 && err && !rs_error_isset(err))
-                *err = tmp;
-            return rc;
-        }
-        rs_warn("msg=\"connection lost, retrying\" pool=%s rc=%d", pool, rc);
-    }
-    return rc;
-}
 
 /* ---- pools ---------------------------------------------------------------- */
 
@@ -160,7 +136,7 @@ int rs_rbd_trash_list(rs_cluster *cl, const char *pool, rs_rbd_trash_entry **ent
     struct a_trash a = { .pool = pool, .out = entries, .n = n };
     *entries = NULL;
     *n = 0;
-    return with_ioctx(cl, pool, w_trash_list, &a, err);
+    return rs_rbd_with_ioctx(cl, pool, w_trash_list, &a, err);
 }
 
 /* ---- describe ------------------------------------------------------------- */
@@ -447,7 +423,7 @@ static int w_describe(rados_ioctx_t io, void *p, rs_error *err)
         return rs_error_set(err, rc, "%s: No such image", what);
     if (rc < 0)
         return rs_error_set(err, rc, "%s: open failed: %s", what, strerror(-rc));
-    /* A fresh description per attempt (with_ioctx may run us twice). */
+    /* A fresh description per attempt (rs_rbd_with_ioctx may run us twice). */
     a->d = calloc(1, sizeof(*a->d));
     if (!a->d || !(a->d->pool = strdup(a->pool))) {
         rbd_close(img);
@@ -473,7 +449,7 @@ int rs_rbd_image_describe(rs_cluster *cl, const char *pool, const char *image,
     *out = NULL;
     if (!pool || (!image && !image_id))
         return rs_error_set(err, -EINVAL, "describe: pool and image name or id required");
-    rc = with_ioctx(cl, pool, w_describe, &a, err);
+    rc = rs_rbd_with_ioctx(cl, pool, w_describe, &a, err);
     if (rc < 0)
         return rc;
     if (!a.d->name)
