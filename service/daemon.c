@@ -46,6 +46,7 @@
 #include "conf/conf.h"
 #include "rbd/journal_rados.h"
 #include "gc/reaper.h"
+#include "glance/glance_conf.h"
 #include "service/service-priv.h"
 #include "service/snapshot.h"
 
@@ -695,24 +696,9 @@ static int setup(svc *s, rs_error *err)
     int rc = rs_cluster_connect(&co, &s->cl, err);
     if (rc < 0)
         return rc;
-    if (rs_snapshot_glance_configured(c)) {
-        rs_glance_opts go = {
-            .url = c->glance.url, .auth = c->glance.auth, .auth_url = c->glance.auth_url,
-            .username = c->glance.username, .password = c->glance.password,
-            .user_domain_name = c->glance.user_domain_name,
-            .project_name = c->glance.project_name,
-            .project_domain_name = c->glance.project_domain_name,
-            .app_cred_id = c->glance.application_credential_id,
-            .app_cred_secret = c->glance.application_credential_secret,
-            .interface = c->glance.interface, .region = c->glance.region,
-            .ca_file = c->glance.ca_file, .insecure = c->glance.insecure,
-            .connect_timeout_s = c->glance.connect_timeout, .timeout_s = c->glance.timeout,
-            .retries = c->glance.retries, .pool_size = c->daemon.workers + 4,
-        };
-        s->glance = rs_glance_new(&go, err);
-        if (!s->glance)
-            return err && err->code ? err->code : -EINVAL;
-    }
+    rc = rs_glance_open_from_conf(c, c->daemon.workers + 4, &s->glance, err);
+    if (rc < 0)
+        return rc;
     if (strcmp(c->daemon.auth, "keystone") == 0 && c->daemon.port &&
         (!s->glance || strcmp(c->glance.auth, "none") == 0))
         return rs_error_set(err, -EINVAL, "%s: daemon.auth = \"keystone\" needs glance.auth "

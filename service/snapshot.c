@@ -28,13 +28,13 @@
 #include "common/failpoint.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "glance/glance_conf.h"
 #include "rbd/ops.h"
 #include "service/snapshot_file.h"
 
 bool rs_snapshot_glance_configured(const rs_conf *conf)
 {
-    return (conf->glance.url && conf->glance.url[0]) ||
-           (conf->glance.auth && strcmp(conf->glance.auth, "none") != 0);
+    return rs_glance_conf_configured(conf);
 }
 
 const char *rs_snapshot_phase_name(rs_snapshot_phase p)
