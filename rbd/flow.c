@@ -252,6 +252,15 @@ int rs_flow_rollback(rs_cluster *cl, rs_journal *j, rs_job *job, rs_error *err)
                 first = rc;
                 rs_error_set(err, rc, "rollback of job %s: %s", job->id, rs_error_msg(&aerr));
             }
+            /* The cluster is unreachable (op timeout, connection lost):
+             * every remaining action would wait out its own timeouts and
+             * fail the same way.  Stop here; the journal keeps the job for
+             * recovery once the cluster is back. */
+            if (rs_cluster_rc_is_disconnect(rc)) {
+                rs_warn("job=%s msg=\"cluster unreachable, rollback stopped\" done=%zu left=%zu",
+                        job->id, i, n - i);
+                break;
+            }
             /* A clone we could not remove keeps the source snapshot
              * alive: skip this disk's remaining actions (they would fail
              * the same way) but keep going with the others. */
