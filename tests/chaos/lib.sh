@@ -287,7 +287,7 @@ c_cleanup() {
         rados -p images --namespace "$C_NS" rm "$o" 2>/dev/null
     done
     [[ -n ${C_EXTRA_CLEANUP:-} ]] && eval "$C_EXTRA_CLEANUP"
-    if ((C_FAILS == 0)); then rm -rf "$C_DIR"; else c_log "logs kept in $C_DIR"; fi
+    if ((C_FAILS == 0)) && [[ -z ${RBDSNAP_KEEP_LOGS:-} ]]; then rm -rf "$C_DIR"; else c_log "logs kept in $C_DIR"; fi
 }
 trap c_cleanup EXIT
 

@@ -8,7 +8,7 @@ C_NAME=osd_stop
 . "$(dirname "$0")/lib.sh"
 
 c_lab ceph glance
-conf=$(c_conf d "$RBDSNAP_CONF" ceph.osd_op_timeout=10 ceph.mon_op_timeout=10 \
+conf=$(c_conf d "$RBDSNAP_CONF" ceph.osd_op_timeout=5 ceph.mon_op_timeout=5 \
     journal.lease_seconds=6 glance.timeout=30)
 
 scenario() {  # scenario LABEL STEP FAILPOINT DATA_MB
