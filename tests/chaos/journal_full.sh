@@ -28,11 +28,11 @@ consistent() {
 }
 pool_full() { local l; l=$(ceph osd pool ls detail 2>/dev/null | grep "'$JP'"); [[ $l == *full* ]]; }
 
-conf=$(c_conf d "$RBDSNAP_CONF" journal.pool="\"$JP\"" ceph.osd_op_timeout=10 \
+conf=$(c_conf d "$RBDSNAP_CONF" journal.pool="\"$JP\"" ceph.osd_op_timeout=5 \
     journal.lease_seconds=6)
-# The first job waits 20 s before its Glance step, long enough to fill the
+# The first job waits 14 s before its Glance step, long enough to fill the
 # pool under it.
-c_start d "$conf" RBDSNAP_FAILPOINTS="service.snapshot.glance_create=1*sleep:20000"
+c_start d "$conf" RBDSNAP_FAILPOINTS="service.snapshot.glance_create=1*sleep:14000"
 
 u1=$(c_instance 64M 1)
 r=$(c_http d POST /v1/snapshots "{\"instance_uuid\":\"$u1\",\"name\":\"chaos-$C_RAND-1\"}")

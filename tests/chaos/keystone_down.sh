@@ -3,12 +3,12 @@
 # Tokens the daemon already validated keep working until they expire; a
 # token it has not seen, and an expired one, get 503 with a message that
 # says Keystone is unreachable; once Keystone is back, new tokens work.
-# Tokens are made short-lived (keystone.conf [token] expiration = 40 s in
+# Tokens are made short-lived (keystone.conf [token] expiration = 25 s in
 # the private lab, restored at the end) so expiry is reached in the test.
 C_NAME=keystone_down
 . "$(dirname "$0")/lib.sh"
 
-EXP=40
+EXP=25
 c_lab ceph keystone
 ksconf=$RBDSNAP_LAB_DIR/keystone/keystone.conf
 [[ -f $ksconf ]] || c_die "no $ksconf"
