@@ -255,7 +255,8 @@ def main():
 
 def cleanup(cluster, vms, images, disks, accepted):
     r = rbd.RBD()
-    for img in accepted.values():
+
+    def remove_clone(img):
         try:
             with rbd.Image(images, img) as im:
                 for s in list(im.list_snaps()):
@@ -267,6 +268,10 @@ def cleanup(cluster, vms, images, disks, accepted):
             pass
         except Exception as e:  # noqa: BLE001
             log("cleanup: images/%s: %r" % (img, e))
+    # The clones first (in parallel: a few hundred of them), then their
+    # parents.
+    with cf.ThreadPoolExecutor(8) as pool:
+        list(pool.map(remove_clone, accepted.values()))
     for d in disks:
         try:
             with rbd.Image(vms, d) as im:
