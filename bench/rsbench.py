@@ -16,7 +16,9 @@ to --out; bench/run turns them into the table (subcommand `report`).
                         python3-glanceclient in the order of Nova's
                         image API (create, update, add_location); eventlet
                         green threads like nova-compute.
-  freeze     freeze window of quiesced snapshots of the lab's agent guest
+  freeze     freeze window of quiesced snapshots of the lab's agent guest,
+             1 disk and all disks (further disks hot-added for the run)
+  freeze-cleanup  detach and remove the disks a freeze run added
   memory     rbdsnapd RSS idle and with 1,000 queued jobs
   mkimages   create many empty images quickly (reaper scan input)
   rmprefix   remove images (and their snapshots) by name prefix
@@ -564,34 +566,209 @@ def daemon_job(h, body, timeout=300):
     raise RuntimeError("job %s not finished after %d s" % (jid, timeout))
 
 
-def cmd_freeze(a):
-    h = Http(a.url)
-    rc = 0
-    for ndisks, all_disks in ((1, False), (2, True)):
-        wins, ids, errs = [], [], []
-        for _ in range(a.repeat):
+# Further disks for the freeze section: the lab's agent guest has a root
+# disk and eph0; more are hot-added for the run under Nova's names for an
+# instance's further disks, each a 64 MiB RBD image next to the root disk,
+# tagged with image metadata (rbdsnap-bench.tag) so that only what a bench
+# run added is ever detached and removed.
+EXTRA_SUFFIXES = ["swap", "eph1", "eph2", "eph3", "eph4", "eph5"]
+BENCH_META = "rbdsnap-bench.tag"
+
+
+def virsh(*args, check=True):
+    p = subprocess.run(["virsh", "-q"] + list(args), capture_output=True, text=True, timeout=120)
+    if check and p.returncode != 0:
+        raise RuntimeError("virsh %s: %s" % (" ".join(args[:2]), p.stderr.strip()[-300:]))
+    return p.stdout
+
+
+def domain_rbd_disks(domain):
+    """(uuid, [(target, pool, image, <disk> element)]) from the live XML."""
+    import xml.etree.ElementTree as ET
+    root = ET.fromstring(virsh("dumpxml", domain))
+    disks = []
+    for d in root.findall("./devices/disk"):
+        src, tgt = d.find("source"), d.find("target")
+        if d.get("type") == "network" and src is not None and src.get("protocol") == "rbd" \
+                and tgt is not None and "/" in (src.get("name") or ""):
+            pool, image = src.get("name").split("/", 1)
+            disks.append((tgt.get("dev"), pool, image, d))
+    return root.findtext("uuid"), disks
+
+
+def extra_disks_attach(cl, domain, tag, want):
+    """Hot-add RBD disks until DOMAIN has WANT of them; returns what was added."""
+    import copy
+    import tempfile
+    import xml.etree.ElementTree as ET
+    import rbd
+    uuid_, disks = domain_rbd_disks(domain)
+    if not disks:
+        raise RuntimeError("domain %s has no RBD disk" % domain)
+    base = next((d for d in disks if d[0] == "vda"), disks[0])
+    pool = base[1]
+    targets = {d[0] for d in disks}
+    names = {d[2] for d in disks}
+    added = []
+    with cl.open_ioctx(pool) as io:
+        for suffix in EXTRA_SUFFIXES:
+            if len(disks) + len(added) >= want:
+                break
+            name = "%s_disk.%s" % (uuid_, suffix)
+            if name in names:
+                continue
             try:
-                j = daemon_job(h, {"domain": a.domain, "name": "bench-freeze", "flatten": "no",
-                                   "quiesce": "required", "all_disks": all_disks})
-                ids.append(j.get("image_id"))
-                fz = j.get("freeze") or {}
-                if j["state"] != "done" or not fz.get("quiesced"):
-                    errs.append("%s quiesced=%s %s" % (j["state"], fz.get("quiesced"), j.get("error")))
-                else:
-                    wins.append(fz.get("window_ms", 0))
+                rbd.RBD().create(io, name, 64 << 20, old_format=False,
+                                 features=rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_EXCLUSIVE_LOCK
+                                 | rbd.RBD_FEATURE_OBJECT_MAP | rbd.RBD_FEATURE_FAST_DIFF
+                                 | rbd.RBD_FEATURE_DEEP_FLATTEN)
+            except rbd.ImageExists:
+                log("freeze: %s/%s exists already (not the bench's); next name" % (pool, name))
+                continue
+            with rbd.Image(io, name) as img:
+                img.metadata_set(BENCH_META, tag)
+            dev = next("vd" + c for c in "cdefghijklmnop" if "vd" + c not in targets)
+            el = copy.deepcopy(base[3])
+            for child in list(el):
+                if child.tag in ("alias", "address", "backingStore"):
+                    el.remove(child)
+            src = el.find("source")
+            src.set("name", "%s/%s" % (pool, name))
+            src.attrib.pop("index", None)
+            el.find("target").set("dev", dev)
+            with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
+                f.write(ET.tostring(el, encoding="unicode"))
+            try:
+                virsh("attach-device", domain, f.name, "--live")
+            except Exception:
+                remove_plain(io, name)
+                raise
+            finally:
+                os.unlink(f.name)
+            targets.add(dev)
+            added.append("%s/%s" % (pool, name))
+            log("freeze: attached %s/%s to %s as %s" % (pool, name, domain, dev))
+    if len(disks) + len(added) < want:
+        raise RuntimeError("domain %s: only %d RBD disks" % (domain, len(disks) + len(added)))
+    return added
+
+
+def extra_disks_remove(cl, domain, tag=None):
+    """Detach from DOMAIN and remove every RBD disk a bench run added (with
+    TAG, or any bench tag), with the clones rbdsnap made of it.  Returns the
+    number of disks that could not be removed."""
+    import rbd
+    left = 0
+    try:
+        _, disks = domain_rbd_disks(domain)
+    except Exception as e:  # noqa: BLE001 - the domain may be gone
+        log("freeze: %s: %s" % (domain, e))
+        disks = []
+    for dev, pool, image, el in disks:
+        with cl.open_ioctx(pool) as io:
+            try:
+                with rbd.Image(io, image, read_only=True) as img:
+                    t = dict(img.metadata_list()).get(BENCH_META)
+            except Exception:  # noqa: BLE001
+                continue
+            if t is None or (tag and t != tag):
+                continue
+            import tempfile
+            import xml.etree.ElementTree as ET
+            with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
+                f.write(ET.tostring(el, encoding="unicode"))
+            virsh("detach-device", domain, f.name, "--live", check=False)
+            os.unlink(f.name)
+            for _ in range(100):      # the guest answers the unplug asynchronously
+                if all(d[2] != image for d in domain_rbd_disks(domain)[1]):
+                    break
+                time.sleep(0.1)
+            else:
+                log("freeze: %s still attached to %s" % (image, domain))
+                left += 1
+                continue
+            try:    # clones of its snapshots (trash namespace with format 2)
+                with rbd.Image(io, image, read_only=True) as img:
+                    kids = list(img.list_descendants())
+            except Exception:  # noqa: BLE001
+                kids = []
+            for k in kids:
+                with cl.open_ioctx(k["pool"]) as kio:
+                    remove_image_tree(kio, k["image"])
+            remove_image_tree(io, image)
+            if image in rbd.RBD().list(io):
+                left += 1
+            else:
+                log("freeze: detached and removed %s/%s" % (pool, image))
+    return left
+
+
+def cmd_freeze(a):
+    """Quiesced snapshots of DOMAIN through the daemon, for each disk count
+    of --disks: 1 = the root disk only; more = all_disks, with disks
+    hot-added (and removed at the end) until the domain has that many."""
+    h = Http(a.url)
+    cl = rados_connect()
+    rc = 0
+    try:
+        for ndisks in sorted(int(x) for x in a.disks.split(",")):
+            wins, ids, errs, names = [], [], [], []
+            try:
+                if ndisks > 1:
+                    extra_disks_attach(cl, a.domain, a.tag, ndisks)
+                    names = ["%s/%s" % (d[1], d[2]) for d in domain_rbd_disks(a.domain)[1]]
+                    if len(names) != ndisks:
+                        raise RuntimeError("domain %s has %d RBD disks, not %d"
+                                           % (a.domain, len(names), ndisks))
             except Exception as e:  # noqa: BLE001
                 errs.append(str(e))
-        glance_delete_many([i for i in ids if i])
-        row = {"section": "freeze", "disks": ndisks, "n": a.repeat, "ok": len(wins),
-               "failed": len(errs), "p50_ms": pct(wins, 50), "max_ms": max(wins) if wins else None,
-               "values_ms": wins}
-        if errs:
-            row["errors"] = errs[:3]
+            for _ in range(a.repeat if not errs else 0):
+                try:
+                    j = daemon_job(h, {"domain": a.domain, "name": "bench-freeze", "flatten": "no",
+                                       "quiesce": "required", "all_disks": ndisks > 1})
+                    ids.append(j.get("image_id"))
+                    fz = j.get("freeze") or {}
+                    # one "clone" step per disk of the snapshot
+                    got = sum(1 for s in j.get("steps", []) if s.get("name") == "clone")
+                    if j["state"] != "done" or not fz.get("quiesced"):
+                        errs.append("%s quiesced=%s %s" % (j["state"], fz.get("quiesced"),
+                                                           j.get("error")))
+                    elif got != ndisks:
+                        errs.append("job %s snapshotted %d disks, not %d" % (j["id"], got, ndisks))
+                    else:
+                        wins.append(fz.get("window_ms", 0))
+                except Exception as e:  # noqa: BLE001
+                    errs.append(str(e))
+            ids = [i for i in ids if i]
+            glance_delete_many(ids)
+            # Glance holds the root disk's clone; the other disks' clones
+            # (<image id>_eph0, ...) are rbdsnap's alone: removed here.
+            for i in ids:
+                remove_prefix(cl, "images", i + "_")
+            row = {"section": "freeze", "disks": ndisks, "n": a.repeat, "ok": len(wins),
+                   "failed": len(errs), "p50_ms": pct(wins, 50),
+                   "max_ms": max(wins) if wins else None, "values_ms": wins}
+            if names:
+                row["disk_names"] = names
+            if errs:
+                row["errors"] = errs[:3]
+                rc = 1
+            emit(a.out, row)
+            log("freeze %d disk(s): %s ms (errors %d%s)" % (ndisks, wins, len(errs),
+                                                           ": " + errs[0] if errs else ""))
+    finally:
+        if extra_disks_remove(cl, a.domain, a.tag):
             rc = 1
-        emit(a.out, row)
-        log("freeze %d disk(s): %s ms (errors %d%s)" % (ndisks, wins, len(errs),
-                                                       ": " + errs[0] if errs else ""))
+        cl.shutdown()
     return rc
+
+
+def cmd_freeze_cleanup(a):
+    cl = rados_connect()
+    try:
+        return 1 if extra_disks_remove(cl, a.domain, a.tag) else 0
+    finally:
+        cl.shutdown()
 
 
 # ---- daemon memory --------------------------------------------------------
@@ -743,7 +920,11 @@ def cmd_report(a):
                 r.get("compared_with", ""), r.get("ratio", ""), "", None)
     for r in rows:
         if r["section"] == "freeze":
-            add("2 freeze", "quiesced snapshot, %d disk(s) (n=%d)" % (r["disks"], r["n"]),
+            what = ""
+            if r.get("disk_names"):     # <uuid>_disk, <uuid>_disk.eph0, ... -> root + eph0 ...
+                what = ": " + " + ".join(n.rsplit("_disk", 1)[-1].lstrip(".") or "root"
+                                         for n in r["disk_names"])
+            add("2 freeze", "quiesced snapshot, %d disk(s)%s (n=%d)" % (r["disks"], what, r["n"]),
                 "p50 %s ms, max %s ms%s" % (fmt(r["p50_ms"]), fmt(r["max_ms"]),
                                            ", %d failed" % r["failed"] if r["failed"] else ""),
                 "Nova: never freezes (crash-consistent only)")
@@ -833,7 +1014,12 @@ def main():
     s.add_argument("--url", required=True)
     s.add_argument("--domain", required=True)
     s.add_argument("--repeat", type=int, default=5)
+    s.add_argument("--disks", default="1,3", help="disk counts, e.g. 1,3")
+    s.add_argument("--tag", default="rsbfreeze", help="metadata tag of the disks added")
     s.add_argument("--out", required=True)
+    s = sub.add_parser("freeze-cleanup")
+    s.add_argument("--domain", required=True)
+    s.add_argument("--tag", help="only disks added with this tag (default: any bench run's)")
     s = sub.add_parser("memory")
     s.add_argument("--url", required=True)
     s.add_argument("--pid", type=int, required=True)
@@ -860,7 +1046,8 @@ def main():
     s.add_argument("--markdown")
     a = p.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return {"snap": cmd_snap, "freeze": cmd_freeze, "memory": cmd_memory,
+    return {"snap": cmd_snap, "freeze": cmd_freeze, "freeze-cleanup": cmd_freeze_cleanup,
+            "memory": cmd_memory,
             "mkimages": cmd_mkimages, "rmprefix": cmd_rmprefix, "report": cmd_report}[a.cmd](a)
 
 
