@@ -70,6 +70,26 @@ int rs_cli_common_option(rs_cli *cli, int c, const char *arg)
     }
 }
 
+int rs_cli_other_option(rs_cli *cli, int c, const char *arg, char **argv)
+{
+    if (c == '?' || c == ':') {
+        rs_cli_usage_error(cli, "unknown or incomplete option \"%s\"", argv[optind - 1]);
+        return -EINVAL;
+    }
+    return rs_cli_common_option(cli, c, arg);
+}
+
+int rs_cli_options_end(rs_cli *cli, const char *help, int nargs, int argc, char **argv)
+{
+    if (cli->help) {
+        fputs(help, stdout);
+        return RS_EXIT_OK;
+    }
+    if (optind + nargs < argc)
+        return rs_cli_usage_error(cli, "unexpected argument \"%s\"", argv[optind + nargs]);
+    return -1;
+}
+
 int rs_cli_parse_global(rs_cli *cli, int argc, char **argv, rs_error *err)
 {
     static const struct option longopts[] = { RS_CLI_COMMON_OPTIONS, { NULL, 0, NULL, 0 } };
@@ -111,6 +131,17 @@ int rs_cli_load_conf(rs_cli *cli, rs_error *err)
             return rs_error_set(err, rc, "%s: failpoints: malformed \"%s\"",
                                 cli->conf->path ? cli->conf->path : "configuration",
                                 cli->conf->failpoints);
+    }
+    return 0;
+}
+
+int rs_cli_load_conf_or_usage(rs_cli *cli)
+{
+    rs_error err = RS_ERROR_INIT;
+
+    if (rs_cli_load_conf(cli, &err) < 0) {
+        rs_cli_error(cli, "%s", rs_error_msg(&err));
+        return RS_EXIT_USAGE;
     }
     return 0;
 }

@@ -84,6 +84,15 @@ void rs_cli_cleanup(rs_cli *cli);
  * -EINVAL (message printed) on a bad value, -ENOENT if @c is not common. */
 int rs_cli_common_option(rs_cli *cli, int c, const char *arg);
 
+/* The default branch of every command's getopt loop: '?' and ':' (unknown
+ * or incomplete option, message printed) or a common option.  0 if
+ * handled, negative (message printed) otherwise. */
+int rs_cli_other_option(rs_cli *cli, int c, const char *arg, char **argv);
+/* After a command's getopt loop, with @nargs positional arguments allowed
+ * (0 or 1): prints @help and returns RS_EXIT_OK for --help, RS_EXIT_USAGE
+ * (message printed) for a stray argument, -1 to go on. */
+int rs_cli_options_end(rs_cli *cli, const char *help, int nargs, int argc, char **argv);
+
 /* Parse only common options from argv[1..] up to the subcommand name
  * (getopt "+" mode).  Returns the index of the subcommand or argc. */
 int rs_cli_parse_global(rs_cli *cli, int argc, char **argv, rs_error *err);
@@ -91,6 +100,8 @@ int rs_cli_parse_global(rs_cli *cli, int argc, char **argv, rs_error *err);
 /* Load the configuration (once) the usual way; applies log level and
  * failpoints from it. */
 int rs_cli_load_conf(rs_cli *cli, rs_error *err);
+/* rs_cli_load_conf with its error printed: 0 or RS_EXIT_USAGE. */
+int rs_cli_load_conf_or_usage(rs_cli *cli);
 /* Connect (once) to the cluster selected by options/configuration. */
 int rs_cli_cluster(rs_cli *cli, rs_cluster **out, rs_error *err);
 /* The cluster options that would be used (for tests): strings point into

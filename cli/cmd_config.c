@@ -54,11 +54,8 @@ int rs_cli_cmd_config(rs_cli *cli, int argc, char **argv)
     while ((c = getopt_long(argc, argv, RS_CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (c) {
         case OPT_CONNECT: connect = true; break;
-        case '?':
-        case ':':
-            return rs_cli_usage_error(cli, "unknown or incomplete option \"%s\"", argv[optind - 1]);
         default:
-            if (rs_cli_common_option(cli, c, optarg) < 0)
+            if (rs_cli_other_option(cli, c, optarg, argv) < 0)
                 return RS_EXIT_USAGE;
         }
     }
@@ -71,11 +68,8 @@ int rs_cli_cmd_config(rs_cli *cli, int argc, char **argv)
     what = argv[optind];
     if (strcmp(what, "show") != 0 && strcmp(what, "check") != 0)
         return rs_cli_usage_error(cli, "expected show or check, got \"%s\"", what);
-    rc = rs_cli_load_conf(cli, &err);
-    if (rc < 0) {
-        rs_cli_error(cli, "%s", rs_error_msg(&err));
+    if (rs_cli_load_conf_or_usage(cli) != 0)
         return RS_EXIT_USAGE;
-    }
     const char *path = cli->conf->path;
     if (strcmp(what, "show") == 0) {
         if (cli->format == RS_CLI_JSON) {

@@ -259,11 +259,8 @@ int rs_cli_cmd_flatten(rs_cli *cli, int argc, char **argv)
         case OPT_CLEANUP_PARENT: cleanup = true; break;
         case OPT_NO_PROGRESS: no_progress = true; break;
         case OPT_LOG: log = optarg; break;
-        case '?':
-        case ':':
-            return rs_cli_usage_error(cli, "unknown or incomplete option \"%s\"", argv[optind - 1]);
         default:
-            if (rs_cli_common_option(cli, c, optarg) < 0)
+            if (rs_cli_other_option(cli, c, optarg, argv) < 0)
                 return RS_EXIT_USAGE;
         }
     }
@@ -276,11 +273,8 @@ int rs_cli_cmd_flatten(rs_cli *cli, int argc, char **argv)
     spec = argv[optind];
     if (rs_dep_parse_spec(spec, &pool, &image, NULL, &err) < 0)
         return rs_cli_usage_error(cli, "%s", rs_error_msg(&err));
-    rc = rs_cli_load_conf(cli, &err);
-    if (rc < 0) {
-        rs_cli_error(cli, "%s", rs_error_msg(&err));
+    if (rs_cli_load_conf_or_usage(cli) != 0)
         return RS_EXIT_USAGE;
-    }
     /* Fork before librados starts its threads. */
     if (async)
         return run_async(cli, argc, argv, spec, log);

@@ -138,26 +138,17 @@ int rs_cli_cmd_gc(rs_cli *cli, int argc, char **argv)
                 return rs_cli_usage_error(cli, "--pool: bad pool name \"%s\"", optarg);
             pools[npools++] = optarg;
             break;
-        case '?':
-        case ':':
-            return rs_cli_usage_error(cli, "unknown or incomplete option \"%s\"", argv[optind - 1]);
         default:
-            if (rs_cli_common_option(cli, c, optarg) < 0)
+            if (rs_cli_other_option(cli, c, optarg, argv) < 0)
                 return RS_EXIT_USAGE;
         }
     }
-    if (cli->help) {
-        fputs(help, stdout);
-        return RS_EXIT_OK;
-    }
-    if (optind < argc)
-        return rs_cli_usage_error(cli, "unexpected argument \"%s\"", argv[optind]);
+    int done = rs_cli_options_end(cli, help, 0, argc, argv);
+    if (done >= 0)
+        return done;
 
-    rc = rs_cli_load_conf(cli, &err);
-    if (rc < 0) {
-        rs_cli_error(cli, "%s", rs_error_msg(&err));
+    if (rs_cli_load_conf_or_usage(cli) != 0)
         return RS_EXIT_USAGE;
-    }
     rc = rs_cli_cluster(cli, &cl, &err);
     if (rc < 0)
         return rs_cli_fail(cli, &err);

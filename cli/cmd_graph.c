@@ -267,20 +267,14 @@ int rs_cli_cmd_graph(rs_cli *cli, int argc, char **argv)
         switch (c) {
         case OPT_POOL: pool = optarg; break;
         case OPT_SVG: svg = optarg; break;
-        case '?':
-        case ':':
-            return rs_cli_usage_error(cli, "unknown or incomplete option \"%s\"", argv[optind - 1]);
         default:
-            if (rs_cli_common_option(cli, c, optarg) < 0)
+            if (rs_cli_other_option(cli, c, optarg, argv) < 0)
                 return RS_EXIT_USAGE;
         }
     }
-    if (cli->help) {
-        fputs(help, stdout);
-        return RS_EXIT_OK;
-    }
-    if (optind < argc - 1)
-        return rs_cli_usage_error(cli, "unexpected argument \"%s\"", argv[optind + 1]);
+    int done = rs_cli_options_end(cli, help, 1, argc, argv);
+    if (done >= 0)
+        return done;
     if (optind == argc - 1)
         spec = argv[optind];
     if (spec && pool)

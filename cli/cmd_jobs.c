@@ -153,11 +153,8 @@ static int parse(rs_cli *cli, int argc, char **argv, dctx *d, const char **state
             *state = optarg;
             break;
         case OPT_WAIT: d->wait = true; break;
-        case '?':
-        case ':':
-            return rs_cli_usage_error(cli, "unknown or incomplete option \"%s\"", argv[optind - 1]);
         default:
-            if (rs_cli_common_option(cli, c, optarg) < 0)
+            if (rs_cli_other_option(cli, c, optarg, argv) < 0)
                 return RS_EXIT_USAGE;
         }
     }

@@ -164,25 +164,16 @@ int rs_cli_cmd_recover(rs_cli *cli, int argc, char **argv)
         case OPT_SCAN: scan = true; break;
         case OPT_POOL: pool = optarg; break;
         case OPT_DEST_POOL: dest = optarg; break;
-        case '?':
-        case ':':
-            return rs_cli_usage_error(cli, "unknown or incomplete option \"%s\"", argv[optind - 1]);
         default:
-            if (rs_cli_common_option(cli, c, optarg) < 0)
+            if (rs_cli_other_option(cli, c, optarg, argv) < 0)
                 return RS_EXIT_USAGE;
         }
     }
-    if (cli->help) {
-        fputs(help, stdout);
-        return RS_EXIT_OK;
-    }
-    if (optind < argc)
-        return rs_cli_usage_error(cli, "unexpected argument \"%s\"", argv[optind]);
-    rc = rs_cli_load_conf(cli, &err);
-    if (rc < 0) {
-        rs_cli_error(cli, "%s", rs_error_msg(&err));
+    int done = rs_cli_options_end(cli, help, 0, argc, argv);
+    if (done >= 0)
+        return done;
+    if (rs_cli_load_conf_or_usage(cli) != 0)
         return RS_EXIT_USAGE;
-    }
     if (!jdir)
         jdir = cli->conf->snapshot.journal_dir;
     if (!pool)

@@ -220,28 +220,19 @@ int rs_cli_cmd_snapshot(rs_cli *cli, int argc, char **argv)
             props[nprops++] = (rs_kv){ optarg, eq + 1 };
             break;
         }
-        case '?':
-        case ':':
-            return rs_cli_usage_error(cli, "unknown or incomplete option \"%s\"", argv[optind - 1]);
         default:
-            if (rs_cli_common_option(cli, c, optarg) < 0)
+            if (rs_cli_other_option(cli, c, optarg, argv) < 0)
                 return RS_EXIT_USAGE;
         }
     }
-    if (cli->help) {
-        fputs(help, stdout);
-        return RS_EXIT_OK;
-    }
-    if (optind < argc)
-        return rs_cli_usage_error(cli, "unexpected argument \"%s\"", argv[optind]);
+    int done = rs_cli_options_end(cli, help, 0, argc, argv);
+    if (done >= 0)
+        return done;
     if (nimages == 0)
         return rs_cli_usage_error(cli, "--image is required");
 
-    rc = rs_cli_load_conf(cli, &err);
-    if (rc < 0) {
-        rs_cli_error(cli, "%s", rs_error_msg(&err));
+    if (rs_cli_load_conf_or_usage(cli) != 0)
         return RS_EXIT_USAGE;
-    }
     if (!no_glance && rs_glance_conf_configured(cli->conf)) {
         if (run_deferred)
             return rs_cli_usage_error(cli, "--run-deferred is for --no-glance runs");

@@ -105,20 +105,14 @@ int rs_cli_snapshot_domain(rs_cli *cli, int argc, char **argv)
             props[nprops++] = (rs_kv){ optarg, eq + 1 };
             break;
         }
-        case '?':
-        case ':':
-            return rs_cli_usage_error(cli, "unknown or incomplete option \"%s\"", argv[optind - 1]);
         default:
-            if (rs_cli_common_option(cli, c, optarg) < 0)
+            if (rs_cli_other_option(cli, c, optarg, argv) < 0)
                 return RS_EXIT_USAGE;
         }
     }
-    if (cli->help) {
-        fputs(help, stdout);
-        return RS_EXIT_OK;
-    }
-    if (optind < argc)
-        return rs_cli_usage_error(cli, "unexpected argument \"%s\"", argv[optind]);
+    int done = rs_cli_options_end(cli, help, 0, argc, argv);
+    if (done >= 0)
+        return done;
     if (!req.domain)
         return rs_cli_usage_error(cli, "--domain is required");
     if (!req.name)
