@@ -7,8 +7,8 @@
  *    with and without flatten, deferred flatten, two disks in one freeze;
  *  - failure injected at every step (and .done): nothing left, source
  *    untouched;
- *  - _exit injected at every step through the rbdsnap CLI, then
- *    `rbdsnap recover`: nothing left;
+ *  - _exit injected at every step through the rbdsnap CLI, then one
+ *    `rbdsnap recover` for all of them: nothing left after any step;
  *  - 20 snapshots of 20 images in parallel from one process;
  *  - clone format auto matches the lab's require-min-compat-client;
  *  - a flatten cancelled from the progress callback rolls back.
@@ -113,9 +113,11 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Nothing made by rbdsnap remains on @src, and no image @target exists. */
-static void assert_nothing_left(const char *src, const char *const *targets, size_t ntargets,
-                                uint64_t src_sum)
+/* What rbdsnap left behind: @targets that exist, snapshots or rbdsnap.*
+ * metadata on @src, or a changed @src.  0 = nothing; otherwise the first
+ * finding is described in @msg. */
+static int leftovers(const char *src, const char *const *targets, size_t ntargets,
+                     uint64_t src_sum, char *msg, size_t len)
 {
     rs_rbd_snap_info *snaps = NULL;
     char **keys = NULL, **vals = NULL;
@@ -125,22 +127,53 @@ static void assert_nothing_left(const char *src, const char *const *targets, siz
     bool exists = true;
 
     for (size_t t = 0; t < ntargets; t++) {
-        assert_int_equal(rs_rbd_image_exists(cl, DST_POOL, targets[t], &exists, &err), 0);
-        if (exists)
-            fail_msg("%s/%s left behind", DST_POOL, targets[t]);
+        if (rs_rbd_image_exists(cl, DST_POOL, targets[t], &exists, &err) < 0) {
+            snprintf(msg, len, "%s", rs_error_msg(&err));
+            return 1;
+        }
+        if (exists) {
+            snprintf(msg, len, "%s/%s left behind", DST_POOL, targets[t]);
+            return 1;
+        }
     }
-    assert_int_equal(rs_rbd_snap_list(cl, SRC_POOL, src, &snaps, &n, &err), 0);
-    for (size_t i = 0; i < n; i++)
-        fail_msg("snapshot %s (ns %d, was %s) left on %s/%s", snaps[i].name, snaps[i].ns,
-                 snaps[i].original_name ? snaps[i].original_name : "-", SRC_POOL, src);
+    if (rs_rbd_snap_list(cl, SRC_POOL, src, &snaps, &n, &err) < 0) {
+        snprintf(msg, len, "%s", rs_error_msg(&err));
+        return 1;
+    }
+    if (n)
+        snprintf(msg, len, "snapshot %s (ns %d, was %s) left on %s/%s", snaps[0].name, snaps[0].ns,
+                 snaps[0].original_name ? snaps[0].original_name : "-", SRC_POOL, src);
     rs_rbd_snap_list_free(snaps, n);
-    assert_int_equal(rs_rbd_metadata_list(cl, SRC_POOL, src, "rbdsnap.", &keys, &vals, &nk, &err), 0);
-    for (size_t i = 0; i < nk; i++)
-        fail_msg("metadata %s left on %s/%s", keys[i], SRC_POOL, src);
+    if (n)
+        return 1;
+    if (rs_rbd_metadata_list(cl, SRC_POOL, src, "rbdsnap.", &keys, &vals, &nk, &err) < 0) {
+        snprintf(msg, len, "%s", rs_error_msg(&err));
+        return 1;
+    }
+    if (nk)
+        snprintf(msg, len, "metadata %s left on %s/%s", keys[0], SRC_POOL, src);
     rs_rbd_names_free(keys, nk);
     rs_rbd_names_free(vals, nk);
-    assert_int_equal(rs_rbd_checksum(cl, SRC_POOL, src, NULL, &sum, &err), 0);
-    assert_true(sum == src_sum);
+    if (nk)
+        return 1;
+    if (rs_rbd_checksum(cl, SRC_POOL, src, NULL, &sum, &err) < 0) {
+        snprintf(msg, len, "%s", rs_error_msg(&err));
+        return 1;
+    }
+    if (sum != src_sum) {
+        snprintf(msg, len, "%s/%s changed", SRC_POOL, src);
+        return 1;
+    }
+    return 0;
+}
+
+/* Nothing made by rbdsnap remains on @src, and no image @target exists. */
+static void assert_nothing_left(const char *src, const char *const *targets, size_t ntargets,
+                                uint64_t src_sum)
+{
+    char msg[1024];
+    if (leftovers(src, targets, ntargets, src_sum, msg, sizeof(msg)))
+        fail_msg("%s", msg);
 }
 
 static void run_ok(rs_flow_request *req, rs_flow_result *res)
@@ -383,7 +416,15 @@ static void test_cancel_flatten(void **s)
     assert_nothing_left(src, targets, 1, sum);
 }
 
-/* ---- _exit at every step, then `rbdsnap recover` ----------------------- */
+/* ---- _exit at every step, then `rbdsnap recover` -----------------------
+ *
+ * Every crash first, each on its own source image and target, then one
+ * `rbdsnap recover` that must roll all of them back, then the checks, then
+ * a second recover that must find nothing.  A process that died in _exit
+ * keeps the exclusive locks it took until the OSD times its watch out
+ * (osd client watch timeout, 8 s in the lab), and recover waits for that:
+ * a recover after each crash paid the wait once per step (~8 s each,
+ * ~280 s for both formats); batched, the waits overlap. */
 
 static int run_cmd(const char *cmd)
 {
@@ -393,49 +434,122 @@ static int run_cmd(const char *cmd)
     return WEXITSTATUS(st);
 }
 
+struct crash {
+    char step[64];               /* failpoint step, e.g. "clone.done" */
+    char src[96], target[64];
+    uint64_t sum;
+    int reported;                /* lines of the recover output naming it */
+};
+
+/* Run `rbdsnap recover` on @jdir.  Every "job ..." line it prints must name
+ * the target of one of @cr and say action=rolled_back without error; counts
+ * them in cr[].reported.  Returns the exit status; *unexpected counts the
+ * other job lines. */
+static int recover_all(const char *cli, const char *jdir, struct crash *cr, size_t nc,
+                       int *unexpected)
+{
+    char cmd[1024], line[2048];
+    snprintf(cmd, sizeof(cmd), "%s recover --journal-dir %s", cli, jdir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    *unexpected = 0;
+    while (fgets(line, sizeof(line), p)) {
+        if (strncmp(line, "job ", 4) != 0)
+            continue;
+        size_t i;
+        for (i = 0; i < nc; i++) {
+            char want[128];
+            snprintf(want, sizeof(want), " target=%s/%s ", DST_POOL, cr[i].target);
+            if (strstr(line, want))
+                break;
+        }
+        if (i == nc || !strstr(line, " action=rolled_back ") || strstr(line, " error=")) {
+            print_error("recover: unexpected: %s", line);
+            (*unexpected)++;
+            continue;
+        }
+        cr[i].reported++;
+    }
+    int st = pclose(p);
+    return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
+}
+
 static void exit_each_step(int format)
 {
     const char *bdir = getenv("RBDSNAP_BUILD_DIR");
-    char cli[512];
+    char cli[512], jdir[128], cmd[2048], msg[1024];
+    static struct crash cr[2 * sizeof(fail_steps) / sizeof(fail_steps[0])];
+    size_t nc = 0;
+    int st, unexpected = 0, bad = 0;
+    rs_error err = RS_ERROR_INIT;
 
     if (format == 2 && lab_format == 1)
         skip();
     if (!bdir)
         fail_msg("RBDSNAP_BUILD_DIR not set (run through ctest)");
     snprintf(cli, sizeof(cli), "%s/cli/rbdsnap", bdir);
+    /* A journal of its own per format: only this test's jobs are in it. */
+    snprintf(jdir, sizeof(jdir), "%s/f%d", tmpdir, format);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -m 700 '%s'", jdir, jdir);
+    assert_int_equal(run_cmd(cmd), 0);
+
+    /* 1. Crash at each step (and .done). */
     for (size_t k = 0; k < sizeof(fail_steps) / sizeof(fail_steps[0]); k++) {
         for (int done = 0; done < 2; done++) {
-            char src[96], target[64], cmd[2048];
-            uint64_t sum = 0;
-            rs_error err = RS_ERROR_INIT;
-            const char *targets[1] = { target };
-
             if (format == 2 && strcmp(fail_steps[k], "snap_protect") == 0)
                 continue;
-            uniq(src, sizeof(src), "src");
-            uniq(target, sizeof(target), "img");
-            make_source(src);
-            expect_clone(target);
-            assert_int_equal(rs_rbd_checksum(cl, SRC_POOL, src, NULL, &sum, &err), 0);
+            struct crash *c = &cr[nc++];
+            memset(c, 0, sizeof(*c));
+            snprintf(c->step, sizeof(c->step), "%s%s", fail_steps[k], done ? ".done" : "");
+            uniq(c->src, sizeof(c->src), "src");
+            uniq(c->target, sizeof(c->target), "img");
+            make_source(c->src);
+            expect_clone(c->target);
+            assert_int_equal(rs_rbd_checksum(cl, SRC_POOL, c->src, NULL, &c->sum, &err), 0);
             snprintf(cmd, sizeof(cmd),
-                     "RBDSNAP_FAILPOINTS=rbd.flow.%s%s=exit:99 %s snapshot --pool %s --image %s "
+                     "RBDSNAP_FAILPOINTS=rbd.flow.%s=exit:99 %s snapshot --pool %s --image %s "
                      "--dest-pool %s --name %s --no-glance --flatten yes --clone-format %d --journal-dir %s "
-                     ">/dev/null 2>&1", fail_steps[k], done ? ".done" : "", cli, SRC_POOL, src,
-                     DST_POOL, target, format, tmpdir);
-            int st = run_cmd(cmd);
+                     ">/dev/null 2>&1", c->step, cli, SRC_POOL, c->src, DST_POOL, c->target, format,
+                     jdir);
+            st = run_cmd(cmd);
             if (st != 99)
                 fail_msg("%s: expected exit 99, got %d", cmd, st);
-            snprintf(cmd, sizeof(cmd), "%s recover --journal-dir %s >/dev/null", cli, tmpdir);
-            st = run_cmd(cmd);
-            if (st != 0)
-                fail_msg("rbdsnap recover after exit at %s%s: exit %d", fail_steps[k],
-                         done ? ".done" : "", st);
-            assert_nothing_left(src, targets, 1, sum);
-            /* Idempotent: a second recover finds nothing and succeeds. */
-            assert_int_equal(run_cmd(cmd), 0);
-            teardown(NULL);
         }
     }
+
+    /* 2. One recover rolls every crashed job back, each reported once. */
+    st = recover_all(cli, jdir, cr, nc, &unexpected);
+    if (st != 0)
+        fail_msg("rbdsnap recover after %zu crashes: exit %d", nc, st);
+    for (size_t i = 0; i < nc; i++) {
+        if (cr[i].reported != 1) {
+            print_error("exit at %s: recover reported the job %d time(s), want 1\n", cr[i].step,
+                        cr[i].reported);
+            bad++;
+        }
+    }
+
+    /* 3. Nothing left after any step (all checked, all failures named). */
+    for (size_t i = 0; i < nc; i++) {
+        const char *targets[1] = { cr[i].target };
+        if (leftovers(cr[i].src, targets, 1, cr[i].sum, msg, sizeof(msg))) {
+            print_error("exit at %s, after recover: %s\n", cr[i].step, msg);
+            bad++;
+        }
+    }
+    if (bad || unexpected)
+        fail_msg("%d step(s) not recovered cleanly, %d unexpected recover line(s)", bad, unexpected);
+
+    /* 4. Idempotent: a second recover finds nothing and succeeds. */
+    for (size_t i = 0; i < nc; i++)
+        cr[i].reported = 0;
+    st = recover_all(cli, jdir, cr, nc, &unexpected);
+    if (st != 0)
+        fail_msg("second rbdsnap recover: exit %d", st);
+    for (size_t i = 0; i < nc; i++)
+        if (cr[i].reported)
+            fail_msg("second recover reported the job of step %s again", cr[i].step);
+    assert_int_equal(unexpected, 0);
 }
 
 static void test_exit_f1(void **s) { exit_each_step(1); }
