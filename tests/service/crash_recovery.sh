@@ -2,13 +2,22 @@
 # kill -9 of the daemon at each step of the flow (failpoint action "exit":
 # _exit(99) on the spot), then a restart without failpoints: every job ends
 # done or rolled_back, with nothing left behind in RBD or Glance (a done job
-# leaves exactly its registered image), and the journal is empty.
-T_NAME=service_crash_recovery
-# shellcheck source=lib.sh
-source "$(dirname "$0")/lib.sh"
-
-conf=$(t_conf d)
-u=$(t_instance)
+# leaves exactly its registered image), and the journal is empty.  Also a
+# job that crashes the daemon again while it is resumed: rolled back.
+#
+# Most of a case's time is the restarted daemon waiting until the OSD times
+# the dead daemon's watch out (osd client watch timeout, 8 s in the lab):
+# only then can it take the images' exclusive locks back.  So the cases run
+# in CRASH_SHARDS (default 4) copies of this script in parallel, which
+# overlap those waits; each takes the next case from a shared queue (the
+# double crashes, the longest, first).  Each shard is a whole test of its
+# own (lib.sh): its own work dir, daemon port (so its own daemon id),
+# instance disk and journal namespace, so shards never see each other's
+# jobs, locks or journal keys.
+#
+# CRASH_POINTS="fp ..." and CRASH_TWICE="fp ..." run a subset (" ": none);
+# CRASH_SHARDS=1 runs every case in this process, one after another.
+T_NAME=${T_NAME:-service_crash_recovery}
 
 points=(
     service.snapshot.glance_create service.snapshot.glance_create.done
@@ -24,17 +33,68 @@ points=(
     service.snapshot.wait_active service.snapshot.wait_active.done
 )
 [[ -n ${CRASH_POINTS:-} ]] && read -r -a points <<<"$CRASH_POINTS"
+twice=(service.snapshot.glance_create.done rbd.flow.clone.done service.snapshot.register)
+[[ -n ${CRASH_TWICE:-} ]] && read -r -a twice <<<"$CRASH_TWICE"
+cases=()
+for fp in "${twice[@]}"; do cases+=("twice $fp"); done
+for fp in "${points[@]}"; do cases+=("once $fp"); done
 
-declare -A outcome=()
-for fp in "${points[@]}"; do
+# ---- parent: start the shards, collect their results ---------------------
+shards=${CRASH_SHARDS:-4}
+((shards > ${#cases[@]})) && shards=${#cases[@]}
+if [[ -z ${CRASH_QUEUE:-} ]] && ((shards > 1)); then
+    CRASH_QUEUE=$(mktemp /tmp/rbdsnap-crash-queue.XXXXXX)
+    export CRASH_QUEUE
+    echo 0 >"$CRASH_QUEUE"
+    declare -a pids=()
+    trap 'rm -f "$CRASH_QUEUE" "$CRASH_QUEUE.lock"' EXIT
+    trap '((${#pids[@]})) && kill -TERM "${pids[@]}" 2>/dev/null; wait; exit 1' INT TERM
+    start=$SECONDS
+    for ((s = 0; s < shards; s++)); do
+        T_NAME=$T_NAME-s$s bash "$0" &
+        pids+=($!)
+    done
+    rc=0
+    for ((s = 0; s < shards; s++)); do
+        wait "${pids[s]}" || { echo "$(date +%H:%M:%S) $T_NAME: shard s$s FAILED" >&2; rc=1; }
+    done
+    echo "$(date +%H:%M:%S) $T_NAME: ${#cases[@]} cases in $shards shards, $((SECONDS - start)) s:" \
+        "$( ((rc)) && echo FAIL || echo PASS)" >&2
+    exit $rc
+fi
+
+# ---- one shard (or everything) --------------------------------------------
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+# next_case: the index of the next case nobody took yet in $case_i; fails
+# when none is left.
+next_i=0
+next_case() {
+    local fd
+    if [[ -z ${CRASH_QUEUE:-} ]]; then
+        case_i=$next_i
+        next_i=$((next_i + 1))
+    else
+        exec {fd}>>"$CRASH_QUEUE.lock"
+        flock "$fd"
+        case_i=$(cat "$CRASH_QUEUE")
+        echo $((case_i + 1)) >"$CRASH_QUEUE"
+        exec {fd}>&-
+    fi
+    ((case_i < ${#cases[@]}))
+}
+
+# crash_once FP: crash at FP, restart, check.
+crash_once() {
+    local fp=$1 fl=no code resp job img body st gs user_snaps md keys
     t_start d "$conf" "RBDSNAP_FAILPOINTS=$fp=exit"
-    fl=no
     [[ $fp == rbd.flow.flatten* ]] && fl=yes
     read -r code resp < <(t_http d POST /v1/snapshots "{\"instance_uuid\":\"$u\",\"name\":\"crash-$T_RAND\",\"flatten\":\"$fl\"}")
     if [[ $code != 202 ]]; then
         t_fail "$fp: POST $code $resp"
         t_stop d KILL
-        continue
+        return
     fi
     job=$(echo "$resp" | json 'd["job_id"]')
     img=$(echo "$resp" | json 'd["image_id"]')
@@ -43,13 +103,12 @@ for fp in "${points[@]}"; do
     if [[ $T_RC != 99 ]]; then
         t_fail "$fp: daemon did not crash at the failpoint (status $T_RC)"
         t_stop d KILL
-        continue
+        return
     fi
     # Restart (same daemon id): it breaks its own stale lease at once.
     t_start d "$conf"
     body=$(t_job_wait d "$job" 120) || t_fail "$fp: job $job not finished after restart: $body"
     st=$(echo "$body" | json 'd["state"]')
-    outcome[$fp]=$st
     gs=$(t_glance_status "$img")
     case $st in
     done)
@@ -75,23 +134,23 @@ for fp in "${points[@]}"; do
     if [[ $st == done ]]; then
         curl -s -o /dev/null -X DELETE "$GLANCE_URL/v2/images/$img"
     fi
-done
+}
 
-# A job that crashes again while being resumed is rolled back, cleanly.
-twice=(service.snapshot.glance_create.done rbd.flow.clone.done service.snapshot.register)
-[[ -n ${CRASH_TWICE:-} ]] && read -r -a twice <<<"$CRASH_TWICE"
-for fp in "${twice[@]}"; do
+# crash_twice FP: crash at FP, crash again at FP while the restart resumes
+# the job, restart: the job is rolled back, cleanly.
+crash_twice() {
+    local fp=$1 code resp job img body st
     t_start d "$conf" "RBDSNAP_FAILPOINTS=$fp=exit"
     read -r code resp < <(t_http d POST /v1/snapshots "{\"instance_uuid\":\"$u\",\"name\":\"crash2-$T_RAND\"}")
-    [[ $code == 202 ]] || { t_fail "$fp x2: POST $code $resp"; t_stop d KILL; continue; }
+    [[ $code == 202 ]] || { t_fail "$fp x2: POST $code $resp"; t_stop d KILL; return; }
     job=$(echo "$resp" | json 'd["job_id"]')
     img=$(echo "$resp" | json 'd["image_id"]')
     t_track_image "$img"
     t_wait_exit d 60
-    [[ $T_RC == 99 ]] || { t_fail "$fp x2: first crash missing ($T_RC)"; t_stop d KILL; continue; }
+    [[ $T_RC == 99 ]] || { t_fail "$fp x2: first crash missing ($T_RC)"; t_stop d KILL; return; }
     t_start_nowait d "$conf" "RBDSNAP_FAILPOINTS=$fp=exit"
     t_wait_exit d 60
-    [[ $T_RC == 99 ]] || { t_fail "$fp x2: second crash missing ($T_RC)"; t_stop d KILL; continue; }
+    [[ $T_RC == 99 ]] || { t_fail "$fp x2: second crash missing ($T_RC)"; t_stop d KILL; return; }
     t_start d "$conf"
     body=$(t_job_wait d "$job" 120) || t_fail "$fp x2: job not finished: $body"
     st=$(echo "$body" | json 'd["state"]')
@@ -102,5 +161,15 @@ for fp in "${twice[@]}"; do
     [[ -z $(t_journal_keys) ]] || t_fail "$fp x2: journal not empty"
     t_stop d
     t_log "$fp twice -> $st"
+}
+
+conf=$(t_conf d)
+u=$(t_instance)
+ran=0
+while next_case; do
+    read -r kind fp <<<"${cases[case_i]}"
+    "crash_$kind" "$fp"
+    ran=$((ran + 1))
 done
+t_log "$ran case(s) run"
 t_finish
