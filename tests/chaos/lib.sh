@@ -87,14 +87,9 @@ except Exception:
 print(json.dumps(r) if isinstance(r, (dict, list)) else ("" if r is None else r))' "$1"
 }
 
-c_free_port() {
-    local p
-    for _ in $(seq 50); do
-        p=$((20000 + RANDOM % 20000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-    done
-    return 1
-}
+# shellcheck source=../lib/free_port.sh
+source "$C_SRC/tests/lib/free_port.sh"
+c_free_port() { free_port; }
 
 # c_conf NAME BASE [group.key=value...]: a daemon config derived from BASE
 # (a lab config) with a free port, this test's journal namespace and the

@@ -42,16 +42,9 @@ print(json.dumps(r) if isinstance(r, (dict, list)) else ("" if r is None else r)
 # t_free_port: a port nothing listens on, below the kernel's ephemeral range
 # (an outgoing connection's local port is invisible to the probe, yet makes
 # the daemon's bind fail: seen with 32770) and above the labs' port bases.
-t_free_port() {
-    local p lo=32768 _hi
-    read -r lo _hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null
-    ((lo > 25000)) || lo=40000   # a low ephemeral range: probe 23000-39999 anyway
-    for _ in $(seq 50); do
-        p=$((23000 + RANDOM % (lo - 23000)))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-    done
-    return 1
-}
+# shellcheck source=../lib/free_port.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/free_port.sh"
+t_free_port() { free_port; }
 
 # t_conf NAME [BASECONF] [LEASE] [EXTRA_SED]: write $T_DIR/NAME.conf with a free
 # port and the test's journal namespace.  Prints the path.
