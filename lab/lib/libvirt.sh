@@ -260,7 +260,8 @@ _lab_libvirt_kill_wait() {
 # old namespace's virtlogd behind.  Found by the lab dir in their environment.
 _lab_libvirt_strays() {
     local p
-    for p in $(pgrep -x 'virtlogd|libvirtd'); do
+    # (two calls: pgrep refuses a name pattern longer than 15 characters)
+    for p in $(pgrep -x virtlogd) $(pgrep -x libvirtd); do
         if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null |
             grep -Fx "RBDSNAP_LAB_DIR=$LAB_DIR" >/dev/null; then
             echo "$p"
