@@ -233,6 +233,22 @@ def glance_delete_many(ids, threads=8):
         return sum(1 for ok in ex.map(one, ids) if not ok)
 
 
+def drop_images(cl, pool, ids, threads=8):
+    """Remove snapshot images: each clone POOL/<id> (with its @snap) through
+    librbd first, in parallel, then the Glance records.  Glance's delete
+    would remove the clone itself, but one by one in its single process with
+    a new RADOS connection each (~220 ms per image on a quiet lab machine);
+    with the clone gone it only drops the record ("image data not found in
+    the store"): ~115 ms per image in all, measured side by side.  Deletes
+    are never measured; this only shortens the run."""
+    if not ids:
+        return 0
+    with cl.open_ioctx(pool) as io:
+        with cf.ThreadPoolExecutor(threads) as ex:
+            list(ex.map(lambda i: remove_image_tree(io, i), ids))
+    return glance_delete_many(ids, threads)
+
+
 # ---- snapshot methods -----------------------------------------------------
 
 class Ctx:
@@ -536,11 +552,10 @@ def cmd_snap(a):
                 % (a.method, conc, row["p50_ms"], row["p95_ms"], row["throughput"], len(fails)))
             if fails:
                 log("  first error: " + fails[0])
-            # Glance's delete removes the clone and its @snap
-            glance_delete_many(ids)
+            drop_images(cl, a.dest_pool, ids)
             all_ids = [i for i in all_ids if i not in set(ids)]
     finally:
-        glance_delete_many(all_ids)
+        drop_images(cl, a.dest_pool, all_ids)
         remove_prefix(cl, a.dest_pool, tag)   # clones whose Glance record failed
         if not a.keep_sources:
             left = remove_prefix(cl, a.pool, tag)
@@ -740,7 +755,7 @@ def cmd_freeze(a):
                 except Exception as e:  # noqa: BLE001
                     errs.append(str(e))
             ids = [i for i in ids if i]
-            glance_delete_many(ids)
+            drop_images(cl, "images", ids)
             # Glance holds the root disk's clone; the other disks' clones
             # (<image id>_eph0, ...) are rbdsnap's alone: removed here.
             for i in ids:
