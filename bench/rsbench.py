@@ -52,7 +52,7 @@ ENV = os.environ
 
 
 def log(msg):
-    print("rsbench: " + msg, file=sys.stderr, flush=True)
+    print("%s rsbench: %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
 
 
 def emit(out, row):
@@ -504,6 +504,7 @@ def cmd_snap(a):
     rc = 0
     try:
         create_sources(cl, a.pool, srcs, a.size_mib, a.written_mib)
+        log("snap %s: source images ready" % a.method)
         if a.method == "nova":
             import nova.conf
             from nova import exception
@@ -553,6 +554,7 @@ def cmd_snap(a):
             if fails:
                 log("  first error: " + fails[0])
             drop_images(cl, a.dest_pool, ids)
+            log("snap %s c=%d: %d snapshots removed" % (a.method, conc, len(ids)))
             all_ids = [i for i in all_ids if i not in set(ids)]
     finally:
         drop_images(cl, a.dest_pool, all_ids)
