@@ -142,6 +142,8 @@ int rs_virt_quiesce_begin(rs_virt_dom *dom, rs_virt_quiesce_policy policy,
  * work inside the window was not covered by the freeze); -EIO if the thaw
  * failed. */
 int rs_virt_quiesce_end(rs_virt_quiesce *q, uint64_t *freeze_ms, rs_error *err);
+/* True from a successful freeze until a thaw (by the caller or the watchdog)
+ * has returned. */
 bool rs_virt_quiesce_frozen(const rs_virt_quiesce *q);
 
 /* ---- file-backed copies ------------------------------------------------- */

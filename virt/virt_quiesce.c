@@ -410,7 +410,9 @@ bool rs_virt_quiesce_frozen(const rs_virt_quiesce *q)
     if (!q)
         return false;
     pthread_mutex_lock((pthread_mutex_t *)&q->lock);
-    f = q->state == Q_FROZEN;
+    /* Still frozen while a thaw is in flight: the guest is thawed only
+     * once virDomainFSThaw has returned. */
+    f = q->state == Q_FROZEN || q->state == Q_THAWING;
     pthread_mutex_unlock((pthread_mutex_t *)&q->lock);
     return f;
 }
