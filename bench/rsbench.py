@@ -8,7 +8,8 @@ to --out; bench/run turns them into the table (subcommand `report`).
   snap       RBD snapshot, no flatten, request -> Glance image active, one
              method at several concurrency levels:
                daemon   rbdsnapd API: POST /v1/snapshots, job until done
-               cli      rbdsnap snapshot (direct CLI) + Glance with curl
+               cli      rbdsnap snapshot (direct CLI; it creates the Glance
+                        record and adds the location itself)
                rbdcli   the rbd CLI doing the same steps + Glance with curl
                nova     Nova's own code: nova.storage.rbd_utils.RBDDriver in
                         the order of Imagebackend Rbd.direct_snapshot (incl.
@@ -903,7 +904,7 @@ def cmd_report(a):
                       "verdict": "" if met is None else ("met" if met else "MISSED")})
 
     snap = {(r["method"], r["conc"]): r for r in rows if r["section"] == "snapshot"}
-    names = {"daemon": "rbdsnap daemon API", "cli": "rbdsnap CLI + curl",
+    names = {"daemon": "rbdsnap daemon API", "cli": "rbdsnap CLI",
              "rbdcli": "rbd CLI + curl", "nova": "Nova RBDDriver + glanceclient"}
     nova1 = snap.get(("nova", 1))
     for (m, c), r in sorted(snap.items(), key=lambda kv: (["daemon", "cli", "rbdcli", "nova"]
