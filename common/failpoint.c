@@ -47,7 +47,8 @@ static int parse_errno(const char *s)
     char *end;
     long v = strtol(s, &end, 10);
     if (*s && *end == '\0') {
-        if (v < 0)
+        /* -EIO or EIO: a magnitude in 1..4095 (never negate LONG_MIN) */
+        if (v > -4096 && v < 0)
             v = -v;
         return (v > 0 && v < 4096) ? (int)v : -1;
     }

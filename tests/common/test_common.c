@@ -54,6 +54,11 @@ static void test_failpoint_malformed_keeps_old(void **state)
     assert_int_equal(rs_failpoint_configure("a=explode"), -EINVAL);
     assert_int_equal(rs_failpoint_configure("=error"), -EINVAL);
     assert_int_equal(rs_failpoint_configure("a=error:EWHAT"), -EINVAL);
+    /* out-of-range numbers (found by fuzz_conf: LONG_MIN was negated) */
+    assert_int_equal(rs_failpoint_validate("a=error:-9223372036854775808"), -EINVAL);
+    assert_int_equal(rs_failpoint_validate("a=error:4096"), -EINVAL);
+    assert_int_equal(rs_failpoint_validate("a=error:-4096"), -EINVAL);
+    assert_int_equal(rs_failpoint_validate("a=error:-5"), 0);
     assert_int_equal(rs_failpoint("a"), -EIO);
     assert_int_equal(rs_failpoint_validate("a=sleep:5,b=exit:3,c=off"), 0);
     rs_failpoint_configure(NULL);
