@@ -85,9 +85,12 @@ int rs_keystone_parse_time(const char *s, int64_t *out)
     if (*p == 'Z') {
         p++;
     } else if (*p == '+' || *p == '-') {
-        int hh, mm;
-        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
-            return -EINVAL;
+        /* exactly [+-]HH:MM (sscanf's %2d also took one digit, and the
+         * fixed skip then ran past the end: found by fuzz_glance_response) */
+        for (int i = 1; i <= 5; i++)
+            if (i == 3 ? p[i] != ':' : !(p[i] >= '0' && p[i] <= '9'))
+                return -EINVAL;
+        int hh = (p[1] - '0') * 10 + (p[2] - '0'), mm = (p[4] - '0') * 10 + (p[5] - '0');
         off = (int64_t)(hh * 3600 + mm * 60) * (*p == '+' ? 1 : -1);
         p += 6;
     }

@@ -285,6 +285,13 @@ static void test_parse_time(void **state)
     assert_int_equal(rs_keystone_parse_time("yesterday", &t), -EINVAL);
     assert_int_equal(rs_keystone_parse_time("1970-01-01T00:01:40Zjunk", &t), -EINVAL);
     assert_int_equal(rs_keystone_parse_time(NULL, &t), -EINVAL);
+    /* offsets: exactly [+-]HH:MM (a short one read past the end before) */
+    assert_int_equal(rs_keystone_parse_time("1970-01-01T00:01:40-01:00", &t), 0);
+    assert_int_equal(t, 3700);
+    assert_int_equal(rs_keystone_parse_time("26-12-04T19:34:6-1:55", &t), -EINVAL);
+    assert_int_equal(rs_keystone_parse_time("1970-01-01T00:01:40+1:00", &t), -EINVAL);
+    assert_int_equal(rs_keystone_parse_time("1970-01-01T00:01:40+01", &t), -EINVAL);
+    assert_int_equal(rs_keystone_parse_time("1970-01-01T00:01:40+01:0", &t), -EINVAL);
 }
 
 static void test_auth_body(void **state)
