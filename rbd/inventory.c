@@ -355,7 +355,8 @@ static int scan_fast(rados_ioctx_t io, const entry *e, const char *prefix, rs_in
                 cap = nc;
             }
             im->md_keys[nmd] = strndup(key + 9, klen - 9);
-            im->md_values[nmd] = strndup(val, vlen);
+            /* an empty value comes back as NULL */
+            im->md_values[nmd] = strndup(val ? val : "", val ? vlen : 0);
             if (!im->md_keys[nmd] || !im->md_values[nmd]) {
                 free(im->md_keys[nmd]);
                 free(im->md_values[nmd]);
